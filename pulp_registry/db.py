@@ -1,0 +1,112 @@
+"""The one owner of MongoDB access: the connection, the collections and their indexes.
+
+Runs on pymongo against MongoDB and on mongomock (``mongomock://``) in tests and
+in ``dev``. Only single-document atomic writes are used (no transactions), and
+no document holds a list that grows with a repository: tags, manifests and
+blob associations are documents of their own.
+
+Collections (``_id`` first):
+
+- ``repositories``: ``_id`` repo id, ``name`` registry name (unique),
+  ``description``, ``notes`` (list of ``[key, value]`` pairs: user keys never
+  become field names), ``protected``, ``created``, ``updated``,
+  ``last_published``.
+- ``blobs`` / ``manifests``: content units keyed by digest; a manifest keeps its
+  media type, size, config/layer digests, child manifests, subject and
+  artifact type (annotations as a raw JSON string).
+- ``repo_blobs`` / ``repo_manifests``: associations ``(repo_id, digest)``, unique.
+- ``tags``: ``(repo_id, name)`` unique, with ``manifest_digest``.
+- ``uploads``: blob upload sessions of the push endpoints.
+- ``tasks``: task status documents (see ``tasks.py``).
+- ``locks``: one document per locked resource, owned by a task.
+- ``users``: ``_id`` login, bcrypt ``password_hash``, ``roles``.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pymongo
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from pulp_registry.config import Settings
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "repositories": [IndexModel([("name", ASCENDING)], unique=True)],
+    "blobs": [],
+    "manifests": [IndexModel([("subject", ASCENDING)])],
+    "repo_blobs": [IndexModel([("repo_id", ASCENDING), ("digest", ASCENDING)], unique=True),
+                   IndexModel([("digest", ASCENDING)])],
+    "repo_manifests": [IndexModel([("repo_id", ASCENDING), ("digest", ASCENDING)], unique=True),
+                       IndexModel([("digest", ASCENDING)])],
+    "tags": [IndexModel([("repo_id", ASCENDING), ("name", ASCENDING)], unique=True),
+             IndexModel([("manifest_digest", ASCENDING)])],
+    "uploads": [IndexModel([("repo_id", ASCENDING)])],
+    "tasks": [IndexModel([("state", ASCENDING), ("created", DESCENDING)]),
+              IndexModel([("resources", ASCENDING)])],
+    "locks": [IndexModel([("task_id", ASCENDING)])],
+    "users": [],
+}
+
+
+class Collections:
+    """Typed access to every collection; built once per process and passed down."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.repositories: Collection = database["repositories"]
+        self.blobs: Collection = database["blobs"]
+        self.manifests: Collection = database["manifests"]
+        self.repo_blobs: Collection = database["repo_blobs"]
+        self.repo_manifests: Collection = database["repo_manifests"]
+        self.tags: Collection = database["tags"]
+        self.uploads: Collection = database["uploads"]
+        self.tasks: Collection = database["tasks"]
+        self.locks: Collection = database["locks"]
+        self.users: Collection = database["users"]
+
+    def ensure_indexes(self) -> None:
+        for name, indexes in INDEXES.items():
+            if indexes:
+                self.database[name].create_indexes(indexes)
+
+    def ping(self) -> bool:
+        try:
+            self.database.command("ping")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not reachable"
+            return False
+
+
+def connect(settings: Settings, client: Any = None) -> Collections:
+    """Connect to ``settings.mongo_url`` (or use ``client``) and ensure the indexes."""
+    if client is None:
+        if settings.mongo_url.startswith("mongomock://"):
+            import mongomock
+
+            client = mongomock.MongoClient()
+        else:
+            client = pymongo.MongoClient(settings.mongo_url, serverSelectionTimeoutMS=5000, tz_aware=True)
+    collections = Collections(client[settings.mongo_database])
+    collections.ensure_indexes()
+    return collections
+
+
+DuplicateKeyError = pymongo.errors.DuplicateKeyError
+
+
+def utcnow() -> datetime:
+    """Timestamps are stored as UTC datetimes (MongoDB keeps milliseconds)."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC; mongomock and pymongo without ``tz_aware`` hand back naive UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,1 @@
+"""The registry protocol's push side (``/v2/`` on the admin port): blob uploads and manifest PUTs."""

@@ -1,0 +1,62 @@
+"""Shared fixtures: settings on a temporary data dir, services on mongomock, the admin app.
+
+API tests run Celery tasks eagerly (in the calling thread) through the real
+Celery app; integration tests in ``tests/integration`` start a real broker and
+worker instead.
+"""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pulp_registry.config import Settings
+from pulp_registry.services import Services, build_services
+from pulp_registry.users import create_user
+
+ADMIN_LOGIN = "admin"
+ADMIN_PASSWORD = "admin-password"
+
+
+def basic_auth(login: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{login}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=str(tmp_path / "data"), mongo_url="mongomock://", broker_url="memory://")
+
+
+@pytest.fixture
+def services(settings: Settings) -> Iterator[Services]:
+    from workers import context
+    from workers.app import create_celery_app
+
+    services = build_services(settings)
+    services.celery = create_celery_app(settings, task_always_eager=True, task_eager_propagates=False)
+    context.set_services(services)
+    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD)
+    yield services
+
+
+@pytest.fixture
+def app(services: Services):
+    from pulp_registry.app import create_app
+
+    app = create_app(services)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """Basic credentials of the admin user every test starts with."""
+    return basic_auth(ADMIN_LOGIN, ADMIN_PASSWORD)

@@ -1,0 +1,24 @@
+"""The Celery app, configured from the same settings as the admin side."""
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from pulp_registry.config import Settings
+
+
+def create_celery_app(settings: Settings, **overrides: Any) -> Celery:
+    """A Celery app on ``settings.broker_url``; task state lives in MongoDB, not a result backend."""
+    app = Celery("pulp_registry", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=1,
+        task_acks_late=False,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    app.conf.update(overrides)
+    return app
