@@ -102,6 +102,16 @@ class TooManyRequests(RegistryError):
     code, status, default_message = "TOOMANYREQUESTS", 429, "too many requests"
 
 
+class PaginationNumberInvalid(RegistryError):
+    """``n`` of a tags list or catalog request that is not a non-negative integer (distribution's code)."""
+    code, status, default_message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
+
+
+class RangeNotSatisfiable(RegistryError):
+    """A blob GET whose ``Range`` lies outside the blob (distribution's RANGE_INVALID, 416)."""
+    code, status, default_message = "RANGE_INVALID", 416, "requested range not satisfiable"
+
+
 def error_response(error: RegistryError) -> Response:
     """The JSON error response for ``error``, with the protocol version header."""
     response = Response(json.dumps(error.to_json()), status=error.status, mimetype="application/json")

@@ -38,7 +38,8 @@ def services(settings: Settings) -> Iterator[Services]:
     services = build_services(settings)
     services.celery = create_celery_app(settings, task_always_eager=True, task_eager_propagates=False)
     context.set_services(services)
-    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD)
+    # bcrypt's lowest cost keeps hundreds of tests fast; every request still runs a real bcrypt check.
+    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD, rounds=4)
     yield services
 
 

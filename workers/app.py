@@ -21,4 +21,7 @@ def create_celery_app(settings: Settings, **overrides: Any) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.conf.update(overrides)
+    # Register the shared tasks now: eager mode and a worker thread look them up in app.tasks.
+    import workers.tasks  # noqa: F401
+
     return app

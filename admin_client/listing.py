@@ -1,0 +1,180 @@
+"""``registry-admin list repos`` and ``registry-admin list NAME``: tables, or JSON with ``--output json``."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import click
+
+from admin_client.connection import AdminClient, AdminError
+from admin_client.reference import InvalidReference, validate_name
+
+API = "/pulp/api/v2"
+MEDIA_TYPE_NAMES = {
+    "application/vnd.docker.distribution.manifest.v2+json": "docker",
+    "application/vnd.docker.distribution.manifest.list.v2+json": "docker list",
+    "application/vnd.oci.image.manifest.v1+json": "oci",
+    "application/vnd.oci.image.index.v1+json": "oci index",
+}
+OUTPUT_OPTION = click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
+                             show_default=True, help="Print a table, or JSON for scripts.")
+
+
+def human_size(size: Any) -> str:
+    if not isinstance(size, (int, float)):
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def short_time(value: Any) -> str:
+    """An ISO 8601 time from the API as ``YYYY-MM-DD HH:MM`` UTC, ``-`` when there is none."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def short_digest(digest: Any) -> str:
+    return str(digest).split(":", 1)[-1][:12] if digest else "-"
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def repositories_with_counts(client: AdminClient) -> list[dict[str, Any]]:
+    """Every repository, each with its tag count and size (from the show call)."""
+    shown = []
+    for repo in client.get_json(f"{API}/repositories/"):
+        response = client.request("GET", f"{API}/repositories/{repo['id']}/", expected=(200, 404))
+        if response.status_code == 200:  # a repository deleted meanwhile is simply not listed
+            shown.append(response.json())
+    return shown
+
+
+def repository_by_name(client: AdminClient, name: str) -> dict[str, Any]:
+    found = client.get_json(f"{API}/repositories/", params={"name": name})
+    if not found:
+        raise AdminError(f"no repository named {name!r} (see registry-admin list repos)")
+    return found[0]
+
+
+def tags_of(client: AdminClient, repo: dict[str, Any]) -> list[dict[str, Any]]:
+    """The repository's tags, each with its image's push time and platforms from the images call."""
+    tags = client.get_json(f"{API}/repositories/{repo['id']}/tags/")
+    images = {image["digest"]: image for image in client.get_json(f"{API}/repositories/{repo['id']}/images/")}
+    rows = []
+    for tag in tags:
+        image = images.get(tag.get("manifest_digest"), {})
+        rows.append({
+            "tag": tag.get("name"),
+            "digest": tag.get("manifest_digest"),
+            "media_type": tag.get("media_type") or image.get("media_type"),
+            "size": tag.get("size", image.get("size")),
+            "updated": tag.get("updated"),
+            "pushed": image.get("pushed"),
+            "platforms": image.get("platforms") or [],
+        })
+    return rows
+
+
+class ListGroup(click.Group):
+    """``list`` has subcommands (``repos``); any other word is a repository name."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                           list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "NAME", self.commands["_name"], args
+        return super().resolve_command(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[repos | NAME] [--output table|json]")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in super().list_commands(ctx) if not name.startswith("_")]
+
+
+class _NameCommand(click.Command):
+    """``list NAME``: reached through ``ListGroup``, so its usage line is written out here."""
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        parent = ctx.parent.command_path if ctx.parent else "registry-admin list"
+        formatter.write_usage(parent, "NAME [OPTIONS]")
+
+
+@click.group("list", cls=ListGroup, epilog="""\b
+Examples:
+  registry-admin list repos
+  registry-admin list my/app
+  registry-admin list my/app --output json""")
+def list_group() -> None:
+    """List repositories, or the tags of one repository (NAME)."""
+
+
+@list_group.command("repos", epilog="""\b
+Example:
+  registry-admin list repos --output json""")
+@OUTPUT_OPTION
+@click.pass_context
+def list_repos(ctx: click.Context, output: str) -> None:
+    """List repositories with their tag count, size and last publication."""
+    repos = repositories_with_counts(ctx.obj.client())
+    if output == "json":
+        echo_json(repos)
+        return
+    if not repos:
+        click.echo("No repositories yet. Push one with: registry-admin push NAME:TAG --archive PATH")
+        return
+    rows = [(repo.get("name"), repo.get("id"), repo.get("tag_count", "-"), human_size(repo.get("total_size")),
+             short_time(repo.get("last_published"))) for repo in repos]
+    click.echo(render_table(("NAME", "ID", "TAGS", "SIZE", "LAST PUBLISHED"), rows))
+
+
+@list_group.command("_name", cls=_NameCommand, hidden=True, epilog="""\b
+Example:
+  registry-admin list my/app""")
+@click.argument("name")
+@OUTPUT_OPTION
+@click.pass_context
+def list_tags(ctx: click.Context, name: str, output: str) -> None:
+    """List the tags of repository NAME with digests, types, sizes and push times."""
+    try:
+        validate_name(name)
+    except InvalidReference as exc:
+        raise AdminError(str(exc)) from None
+    client = ctx.obj.client()
+    repo = repository_by_name(client, name)
+    rows = tags_of(client, repo)
+    if output == "json":
+        echo_json({"repository": repo, "tags": rows})
+        return
+    if not rows:
+        click.echo(f"Repository {name} has no tags.")
+        return
+    table = []
+    for row in rows:
+        kind = MEDIA_TYPE_NAMES.get(row["media_type"] or "", row["media_type"] or "-")
+        if row["platforms"]:
+            kind = f"{kind} ({', '.join(row['platforms'])})"
+        table.append((row["tag"], short_digest(row["digest"]), kind, human_size(row["size"]),
+                      short_time(row["updated"] or row["pushed"])))
+    click.echo(render_table(("TAG", "DIGEST", "TYPE", "SIZE", "PUSHED"), table))

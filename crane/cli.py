@@ -1,0 +1,103 @@
+"""``crane``: run Crane under gunicorn.
+
+    crane --data-dir /var/lib/pulp-registry/published --bind 0.0.0.0:5000 --workers 8
+
+Settings come from the YAML file (``--config`` or ``CRANE_CONFIG``), then
+``CRANE_*`` variables, then these flags; gunicorn defaults from
+``crane/gunicorn.conf.py``, then ``gunicorn_config`` if set.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from pulp_registry.config import ConfigError
+
+from crane.config import CraneSettings, load_crane_settings
+
+GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
+
+
+def gunicorn_file_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Module-level names of a gunicorn config file."""
+    return {key: value for key, value in runpy.run_path(str(path)).items() if not key.startswith("_")}
+
+
+class CraneServer(BaseApplication):
+    """gunicorn with ``crane/gunicorn.conf.py`` defaults and Crane's settings on top."""
+
+    def __init__(self, settings: CraneSettings) -> None:
+        self.settings = settings
+        super().__init__(prog="crane")
+
+    def load_config(self) -> None:
+        known = self.cfg.settings
+        files = [GUNICORN_CONF] + ([Path(self.settings.gunicorn_config)] if self.settings.gunicorn_config else [])
+        for path in files:
+            for key, value in gunicorn_file_settings(path).items():
+                if key in known:
+                    self.cfg.set(key, value)
+        self.cfg.set("bind", [self.settings.bind])
+        self.cfg.set("workers", self.settings.workers)
+        self.cfg.set("threads", self.settings.threads)
+        self.cfg.set("timeout", self.settings.timeout)
+        self.cfg.set("loglevel", self.settings.log_level.lower())
+        if self.settings.access_log:
+            self.cfg.set("accesslog", "-")
+
+    def load(self) -> Flask:
+        from crane.app import create_app
+
+        return create_app(self.settings)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data-dir", help="The published tree to serve (admin side's published_dir).")
+@click.option("--bind", help="HOST:PORT to listen on (default 127.0.0.1:5000).")
+@click.option("--workers", type=int, help="gunicorn worker processes (default 2 x cores + 1, at most 12).")
+@click.option("--threads", type=int, help="Threads per worker (default 4).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="YAML settings file (instead of $CRANE_CONFIG).")
+def main(data_dir: str | None, bind: str | None, workers: int | None, threads: int | None,
+         config_file: str | None) -> None:
+    """Serve `docker pull` from the published tree (read-only registry protocol) under gunicorn.
+
+    \b
+    Example:
+      crane --data-dir /var/lib/pulp-registry/published --bind 0.0.0.0:5000 --workers 8
+    """
+    environ = dict(os.environ)
+    if config_file:
+        environ["CRANE_CONFIG"] = config_file
+    try:
+        settings = load_crane_settings(environ, {"data_dir": data_dir, "bind": bind, "workers": workers,
+                                                 "threads": threads})
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    configure_logging(settings.log_level)
+    from crane.published import PublishedFormatError, read_format
+
+    try:
+        read_format(Path(settings.data_dir))   # refuse to start on a tree we cannot read
+    except PublishedFormatError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"crane: serving {settings.data_dir} on http://{settings.bind}/v2/ "
+               f"({settings.workers} workers x {settings.threads} threads)", err=True)
+    CraneServer(settings).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,88 @@
+"""Crane's own small settings: where the published tree is, how to listen, how to serve.
+
+Built once at start-up by ``load_crane_settings`` from a YAML file
+(``CRANE_CONFIG``), ``CRANE_*`` environment variables and command-line
+overrides, in that order. A wrong key or value stops start-up with a
+``ConfigError`` naming it. Pure: dataclasses and ``pulp_registry.config`` only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping
+
+from pulp_registry.config import ConfigError, load_settings
+
+#: How a blob GET is answered (issue 3): the file itself through the WSGI server's
+#: sendfile path, a hand-off to nginx (``X-Accel-Redirect``) or Apache/lighttpd
+#: (``X-Sendfile``), or a redirect to a content URL (the original Crane's mode).
+BLOB_SERVING_MODES = ("stream", "x-accel-redirect", "x-sendfile", "redirect")
+MAX_DEFAULT_WORKERS = 12
+
+
+def default_workers() -> int:
+    """gunicorn's rule of thumb (2 x cores + 1), capped: Crane answers from memory."""
+    return min(2 * (os.cpu_count() or 1) + 1, MAX_DEFAULT_WORKERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class CraneSettings:
+    """Every key can be set in the YAML file or as ``CRANE_<KEY>``; see the README."""
+
+    #: The published tree (``published_dir`` of the admin side).
+    data_dir: str = "/var/lib/pulp-registry/published"
+    #: ``host:port`` gunicorn listens on.
+    bind: str = "127.0.0.1:5000"
+    #: gunicorn worker processes; 0 means ``2 x cores + 1`` (at most 12).
+    workers: int = 0
+    #: Threads per worker (gthread), so slow blob downloads do not block manifest GETs.
+    threads: int = 4
+    #: Seconds a worker may spend on one request before gunicorn restarts it.
+    timeout: int = 120
+    #: At most this often (seconds) a request checks ``generation`` for new publishes.
+    poll_interval: float = 1.0
+    #: Bytes of manifest content kept in memory per worker.
+    manifest_cache_size: int = 64 * 1024 * 1024
+    #: ``stream``, ``x-accel-redirect``, ``x-sendfile`` or ``redirect`` (see BLOB_SERVING_MODES).
+    blob_serving: str = "stream"
+    #: For ``x-accel-redirect``: the internal location prefix mapped to ``<data_dir>/blobs``;
+    #: for ``redirect``: the base URL blobs are served from (``<prefix>/<algorithm>/<hex>``).
+    blob_url_prefix: str = ""
+    #: Token service realm for the ``WWW-Authenticate`` challenge of protected repositories.
+    token_realm: str = ""
+    #: ``service`` named in that challenge.
+    token_service: str = ""
+    #: Number of proxies in front of Crane whose ``X-Forwarded-*`` headers are trusted.
+    trusted_proxies: int = 0
+    #: Extra gunicorn config file applied after ``crane/gunicorn.conf.py``.
+    gunicorn_config: str = ""
+    #: gunicorn access log to stderr (off by default: it costs throughput).
+    access_log: bool = False
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.data_dir:
+            raise ConfigError("data_dir: must name the published tree directory")
+        host, sep, port = self.bind.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"bind: {self.bind!r} is not HOST:PORT")
+        if self.workers == 0:
+            object.__setattr__(self, "workers", default_workers())
+        for key in ("workers", "threads", "timeout", "manifest_cache_size"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: must be a positive number, got {getattr(self, key)}")
+        if not 0 < self.poll_interval <= 3600:
+            raise ConfigError(f"poll_interval: must be between 0 and 3600 seconds, got {self.poll_interval}")
+        if self.trusted_proxies < 0:
+            raise ConfigError(f"trusted_proxies: must be 0 or more, got {self.trusted_proxies}")
+        if self.blob_serving not in BLOB_SERVING_MODES:
+            raise ConfigError(f"blob_serving: {self.blob_serving!r} is not one of {', '.join(BLOB_SERVING_MODES)}")
+        if self.blob_serving in ("x-accel-redirect", "redirect") and not self.blob_url_prefix:
+            raise ConfigError(f"blob_url_prefix: required when blob_serving is {self.blob_serving}")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
+
+
+def load_crane_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> CraneSettings:
+    """Settings from the ``CRANE_CONFIG`` YAML file, ``CRANE_*`` variables, then ``overrides``."""
+    return load_settings(CraneSettings, environ.get("CRANE_CONFIG"), environ, "CRANE_", overrides)

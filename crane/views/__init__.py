@@ -1,0 +1,1 @@
+"""Crane's blueprints, one per resource; each module exposes ``blueprint``."""

@@ -1,0 +1,17 @@
+"""``GET /v2/_catalog``: the repositories the caller may pull, with ``n``/``last`` and ``Link``."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from crane.listing import next_link, page_args, paginate
+from crane.views.base import crane_state, json_response
+
+blueprint = Blueprint("catalog", __name__)
+
+
+@blueprint.route("/v2/_catalog", methods=["GET", "HEAD"])
+def catalog() -> Response:
+    n, last = page_args(request.args)
+    page, more = paginate(crane_state().tree.snapshot.public_names, n, last)
+    headers = {"Link": next_link(request.path, page, n)} if more and n else None
+    return json_response({"repositories": page}, headers=headers)

@@ -1,0 +1,322 @@
+"""Content units and what a repository holds: blobs, manifests, tags and their associations.
+
+Plain functions called by the push endpoints (``pulp_registry/registry``), the
+REST API, the workers and tests. Every write is a single-document atomic
+operation (an upsert, or an insert guarded by a unique index), so two pushes
+racing on the same content both succeed and leave one document. Validation
+happens before any write: bad input changes nothing.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterable, Mapping
+
+from pulp_registry import oci, tasks
+from pulp_registry.db import Collections, DuplicateKeyError, utcnow
+from pulp_registry.registry_errors import (BlobUnknown, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown,
+                                          ManifestInvalid, ManifestUnknown, NameInvalid, NameUnknown,
+                                          RegistryError)
+
+Repo = Mapping[str, Any] | str
+
+
+def repo_id_of(repo: Repo) -> str:
+    """Functions take a repository document or its id."""
+    return repo if isinstance(repo, str) else repo["_id"]
+
+
+def ensure_repository(db: Collections, repo_name: str) -> dict[str, Any]:
+    """The repository a push goes to, created on first push; its errors in the registry's form."""
+    from pulp_registry.repositories import RepositoryError, ensure_repository as ensure
+
+    try:
+        return ensure(db, repo_name)
+    except RepositoryError as exc:
+        if exc.field == "name":
+            raise NameInvalid(exc.message, detail={"name": repo_name}) from None
+        raise RegistryError(exc.message) from None
+
+
+def _upsert_association(collection: Any, key: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Insert ``key`` + ``fields`` once (an upsert copies the key's fields into the new document);
+    a concurrent insert of the same key is the same result."""
+    try:
+        collection.update_one(key, {"$setOnInsert": fields}, upsert=True)
+    except DuplicateKeyError:
+        pass  # another request inserted the same association between our find and insert
+
+
+# --- blobs ------------------------------------------------------------------------
+
+
+def add_blob(services: Any, repo: Repo, digest: str, size: int) -> None:
+    """Record blob ``digest`` and associate it with ``repo``; its bytes must be in storage already."""
+    oci.validate_digest(digest)
+    stored_size = services.storage.size(digest)
+    if stored_size is None:
+        raise BlobUnknown(f"blob {digest} is not in content storage", detail={"digest": digest})
+    if stored_size != size:
+        raise BlobUnknown(f"blob {digest} is {stored_size} bytes in storage, not {size}", detail={"digest": digest})
+    now = utcnow()
+    _upsert_association(services.db.blobs, {"_id": digest}, {"size": size, "created": now})
+    _upsert_association(services.db.repo_blobs, {"repo_id": repo_id_of(repo), "digest": digest},
+                        {"size": size, "added": now})
+
+
+def store_blob(services: Any, repo: Repo, data: bytes) -> str:
+    """Store ``data`` as a blob of ``repo`` and return its digest (for tests and importers)."""
+    digest = oci.compute_digest(data)
+    services.storage.put_bytes(data, digest)
+    add_blob(services, repo, digest, len(data))
+    return digest
+
+
+def repo_blob(db: Collections, repo_id: str, digest: str) -> dict[str, Any] | None:
+    """The association of blob ``digest`` with a repository, or None if it does not hold it."""
+    return db.repo_blobs.find_one({"repo_id": repo_id, "digest": digest})
+
+
+def blob_size(services: Any, repo_id: str | None, digest: str) -> int | None:
+    """The size of a blob ``repo_id`` holds and storage has, else None."""
+    if repo_id is None or not oci.is_digest(digest) or repo_blob(services.db, repo_id, digest) is None:
+        return None
+    return services.storage.size(digest)
+
+
+def mount_blob(services: Any, repo: Repo, digest: str, source_repo_id: str | None) -> int | None:
+    """Associate a blob the source repository holds with ``repo``; its size, or None if it cannot."""
+    size = blob_size(services, source_repo_id, digest)
+    if size is None:
+        return None
+    add_blob(services, repo, digest, size)
+    return size
+
+
+# --- upload sessions ----------------------------------------------------------------
+
+
+def start_upload(services: Any, repo_name: str, repo_id: str | None) -> str:
+    """Open a blob upload session for ``repo_name`` (whose repository may not exist yet)."""
+    upload_id = services.storage.upload_start()
+    services.db.uploads.insert_one({"_id": upload_id, "repo_id": repo_id, "repo_name": repo_name,
+                                    "started": utcnow()})
+    return upload_id
+
+
+def get_upload(services: Any, repo_name: str, upload_id: str) -> dict[str, Any]:
+    """The session ``upload_id`` of ``repo_name``, or ``BlobUploadUnknown``."""
+    upload = services.db.uploads.find_one({"_id": upload_id}) if isinstance(upload_id, str) else None
+    if upload is None or upload["repo_name"] != repo_name:
+        raise BlobUploadUnknown(f"upload {upload_id} is unknown to repository {repo_name}",
+                                detail={"upload": upload_id})
+    return upload
+
+
+def upload_size(services: Any, upload: Mapping[str, Any]) -> int:
+    return services.storage.upload_size(upload["_id"])
+
+
+def append_upload(services: Any, upload: Mapping[str, Any], stream: BinaryIO | Iterable[bytes]) -> int:
+    """Append a chunk to the session; return its new size."""
+    return services.storage.upload_append(upload["_id"], stream)
+
+
+def cancel_upload(services: Any, upload: Mapping[str, Any]) -> None:
+    services.storage.upload_cancel(upload["_id"])
+    services.db.uploads.delete_one({"_id": upload["_id"]})
+
+
+def finish_upload(services: Any, upload: Mapping[str, Any], digest: str) -> tuple[dict[str, Any], int]:
+    """Verify the session against ``digest``, keep the blob and give it to the repository (created if new).
+
+    A digest that does not match drops the session: nothing partial is kept.
+    """
+    oci.validate_digest(digest)
+    try:
+        size = services.storage.upload_finish(upload["_id"], digest)
+    except DigestInvalid:
+        services.db.uploads.delete_one({"_id": upload["_id"]})
+        raise
+    services.db.uploads.delete_one({"_id": upload["_id"]})
+    repo = ensure_repository(services.db, upload["repo_name"])
+    add_blob(services, repo, digest, size)
+    return repo, size
+
+
+def put_blob(services: Any, repo_name: str, digest: str, stream: BinaryIO | Iterable[bytes],
+             size: int | None) -> tuple[dict[str, Any], int]:
+    """A monolithic upload: store the verified stream and give it to the repository (created if new)."""
+    oci.validate_digest(digest)
+    size = services.storage.put_stream(stream, digest, size)
+    repo = ensure_repository(services.db, repo_name)
+    add_blob(services, repo, digest, size)
+    return repo, size
+
+
+# --- manifests ----------------------------------------------------------------------
+
+
+def parse_pushed_manifest(raw: bytes, content_type: str | None, reference: str) -> oci.Manifest:
+    """Parse ``raw`` and check it against ``reference`` (a tag, or the digest it must have)."""
+    if ":" in reference:
+        algorithm = oci.digest_algorithm(reference)
+        manifest = oci.parse_manifest(raw, content_type, algorithm)
+        if manifest.digest != reference:
+            raise DigestInvalid(f"manifest digest is {manifest.digest}, not {reference}",
+                                detail={"digest": reference, "computed": manifest.digest})
+        return manifest
+    oci.validate_tag(reference)
+    return oci.parse_manifest(raw, content_type)
+
+
+def check_references(services: Any, repo_id: str | None, manifest: oci.Manifest) -> None:
+    """Every blob and child manifest must be held by the repository (the subject need not be)."""
+    db = services.db
+    for descriptor in ([manifest.config] if manifest.config else []) + list(manifest.layers):
+        if descriptor.digest not in manifest.blob_digests:
+            continue  # foreign layers are not pushed
+        association = repo_blob(db, repo_id, descriptor.digest) if repo_id else None
+        if association is None:
+            raise ManifestBlobUnknown(f"blob {descriptor.digest} is not in repository; push it first",
+                                      detail={"digest": descriptor.digest})
+        if int(association.get("size", -1)) != descriptor.size:
+            raise ManifestInvalid(f"descriptor of blob {descriptor.digest} says {descriptor.size} bytes, "
+                                  f"the blob has {association.get('size')}",
+                                  detail={"digest": descriptor.digest, "size": association.get("size")})
+    for child in manifest.manifests:
+        association = (db.repo_manifests.find_one({"repo_id": repo_id, "digest": child.digest})
+                       if repo_id else None)
+        if association is None:
+            raise ManifestBlobUnknown(f"manifest {child.digest} listed in the index is not in repository; "
+                                      "push it first", detail={"digest": child.digest})
+        if int(association.get("size", -1)) != child.size:
+            raise ManifestInvalid(f"descriptor of manifest {child.digest} says {child.size} bytes, "
+                                  f"the manifest has {association.get('size')}",
+                                  detail={"digest": child.digest, "size": association.get("size")})
+
+
+def _manifest_doc(manifest: oci.Manifest) -> dict[str, Any]:
+    """The ``manifests`` document; annotations as raw JSON so user keys never become field names."""
+    return {
+        "media_type": manifest.media_type,
+        "size": manifest.size,
+        "config_digest": manifest.config.digest if manifest.config else None,
+        "config_media_type": manifest.config.media_type if manifest.config else None,
+        "blob_digests": manifest.blob_digests,
+        "children": [{"digest": child.digest, "media_type": child.media_type, "size": child.size,
+                      "platform": child.platform} for child in manifest.manifests],
+        "subject": manifest.subject.digest if manifest.subject else None,
+        "artifact_type": manifest.artifact_type,
+        "annotations_json": json.dumps(manifest.annotations, sort_keys=True) if manifest.annotations else None,
+        "created": utcnow(),
+    }
+
+
+def store_manifest(services: Any, repo: Repo, raw: bytes, content_type: str | None,
+                   reference: str) -> oci.Manifest:
+    """Validate a pushed manifest, store its exact bytes, associate it with ``repo`` and tag it.
+
+    Raises the registry error saying what is wrong before writing anything.
+    """
+    repo_id = repo_id_of(repo)
+    manifest = parse_pushed_manifest(raw, content_type, reference)
+    check_references(services, repo_id, manifest)
+    services.storage.put_bytes(raw, manifest.digest)
+    _upsert_association(services.db.manifests, {"_id": manifest.digest}, _manifest_doc(manifest))
+    _upsert_association(services.db.repo_manifests, {"repo_id": repo_id, "digest": manifest.digest},
+                        {"media_type": manifest.media_type, "size": manifest.size, "added": utcnow()})
+    if not oci.is_digest(reference):
+        set_tag(services.db, repo_id, reference, manifest.digest)
+    return manifest
+
+
+def set_tag(db: Collections, repo_id: str, tag: str, manifest_digest: str) -> None:
+    """Point ``tag`` at a manifest the repository holds (one atomic upsert)."""
+    oci.validate_tag(tag)
+    update = {"$set": {"manifest_digest": manifest_digest, "updated": utcnow()}}
+    key = {"repo_id": repo_id, "name": tag}
+    try:
+        db.tags.update_one(key, update, upsert=True)
+    except DuplicateKeyError:
+        db.tags.update_one(key, update)  # a concurrent upsert created it: now it exists
+
+
+@dataclass(frozen=True)
+class PushedManifest:
+    repo: dict[str, Any]
+    manifest: oci.Manifest
+    publish_task: dict[str, Any] | None
+
+
+def push_manifest(services: Any, repo_name: str, raw: bytes, content_type: str | None,
+                  reference: str) -> PushedManifest:
+    """A manifest PUT: validate, create the repository if new, store, then have it published.
+
+    Everything is checked before the repository is created, so a refused manifest
+    leaves no trace.
+    """
+    from pulp_registry.repositories import find_repository_by_name
+
+    oci.validate_name(repo_name)
+    existing = find_repository_by_name(services.db, repo_name)
+    manifest = parse_pushed_manifest(raw, content_type, reference)
+    check_references(services, existing["_id"] if existing else None, manifest)
+    repo = existing or ensure_repository(services.db, repo_name)
+    store_manifest(services, repo, raw, content_type, reference)
+    return PushedManifest(repo, manifest, request_publish(services, repo["_id"]))
+
+
+def request_publish(services: Any, repo_id: str) -> dict[str, Any] | None:
+    """Spawn a publish of the repository unless one is still waiting (it will see what was just written)."""
+    waiting = services.db.tasks.find_one({"task_type": "publish", "state": tasks.TaskState.WAITING.value,
+                                          "resources": tasks.repository_resource(repo_id)},
+                                         sort=[("created", -1)])
+    if waiting is not None:
+        return waiting
+    if services.celery is None:
+        return None
+    return tasks.submit(services, "publish", [tasks.repository_resource(repo_id)], repo_id=repo_id)
+
+
+def resolve_reference(db: Collections, repo_id: str, reference: str) -> str | None:
+    """The digest a tag or digest reference names in a repository, or None."""
+    if oci.is_digest(reference):
+        held = db.repo_manifests.find_one({"repo_id": repo_id, "digest": reference}, {"_id": 1})
+        return reference if held else None
+    tag = db.tags.find_one({"repo_id": repo_id, "name": reference})
+    return tag["manifest_digest"] if tag else None
+
+
+def get_manifest(services: Any, repo: Repo, reference: str) -> tuple[dict[str, Any], bytes]:
+    """The ``repo_manifests`` association and exact bytes of a manifest, or ``ManifestUnknown``."""
+    repo_id = repo_id_of(repo)
+    oci.validate_reference(reference)
+    digest = resolve_reference(services.db, repo_id, reference)
+    association = (services.db.repo_manifests.find_one({"repo_id": repo_id, "digest": digest})
+                   if digest else None)
+    if association is None or not services.storage.exists(digest):
+        raise ManifestUnknown(f"manifest {reference} is unknown to the repository",
+                              detail={"reference": reference})
+    return association, services.storage.read(digest)
+
+
+def tag_names(db: Collections, repo_id: str, last: str | None = None, limit: int | None = None) -> list[str]:
+    """Tag names in lexical order, after ``last``, at most ``limit`` of them."""
+    query: dict[str, Any] = {"repo_id": repo_id}
+    if last:
+        query["name"] = {"$gt": last}
+    cursor = db.tags.find(query, {"name": 1}).sort("name", 1)
+    if limit is not None:
+        cursor = cursor.limit(limit)
+    return [tag["name"] for tag in cursor]
+
+
+def require_repository_by_name(db: Collections, repo_name: str) -> dict[str, Any]:
+    from pulp_registry.repositories import find_repository_by_name
+
+    repo = find_repository_by_name(db, repo_name)
+    if repo is None:
+        raise NameUnknown(f"repository {repo_name} is not known to the registry", detail={"name": repo_name})
+    return repo
+

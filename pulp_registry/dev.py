@@ -1,0 +1,211 @@
+"""``pulp-registry dev``: the admin API, Crane and a Celery worker in one process, for trying it out.
+
+Each web app runs on a threaded werkzeug server in its own thread, bound to
+127.0.0.1; the worker is a real Celery worker in a thread (broker
+``memory://``). All three share one ``Services``, so with ``mongomock://`` they
+share one in-memory database, which is why this is the only way to run the
+services on mongomock. SIGINT or SIGTERM stops the servers, then the worker,
+and the process exits 0.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Callable, Iterator
+
+import click
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from pulp_registry.config import Settings
+from pulp_registry.logging_setup import configure_logging
+from pulp_registry.services import Services
+from pulp_registry.users import UserExists, create_user, generate_password
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+ADMIN_LOGIN = "admin"
+#: How often Crane looks for newly published versions; short so a push is pullable at once.
+CRANE_POLL_INTERVAL = 0.5
+WORKER_CONCURRENCY = 2
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    api_port: int = 8080
+    registry_port: int = 5000
+    admin_password: str | None = None
+
+
+@dataclass(frozen=True)
+class AdminLogin:
+    """What the banner says about the first admin user."""
+
+    created: bool
+    password: str | None = None
+    generated: bool = False
+
+
+def ensure_admin_user(services: Services, password: str | None) -> AdminLogin:
+    """Create ``admin`` when the database has no user yet; an existing user base is left alone."""
+    if services.db.users.count_documents({}, limit=1):
+        return AdminLogin(created=False)
+    generated = password is None
+    password = generate_password() if password is None else password
+    try:
+        create_user(services.db, ADMIN_LOGIN, password, name="Administrator", roles=["admin"])
+    except UserExists:  # another process created it just now
+        return AdminLogin(created=False)
+    return AdminLogin(created=True, password=password, generated=generated)
+
+
+def in_memory(settings: Settings) -> bool:
+    return settings.mongo_url.startswith("mongomock://")
+
+
+def leftover_published(settings: Settings) -> int:
+    """Repositories published by an earlier run (Crane still serves them)."""
+    from pulp_registry.published_format import REPOSITORIES_DIR
+
+    repositories = Path(settings.published_dir) / REPOSITORIES_DIR
+    return sum(1 for _ in repositories.iterdir()) if repositories.is_dir() else 0
+
+
+def banner(settings: Settings, options: DevOptions, admin: AdminLogin, leftovers: int) -> str:
+    api = f"http://{HOST}:{options.api_port}"
+    crane = f"http://{HOST}:{options.registry_port}"
+    if admin.created and admin.generated:
+        login = f"{ADMIN_LOGIN} / {admin.password}   (generated, shown only this once)"
+    elif admin.created:
+        login = f"{ADMIN_LOGIN} / the password given with --admin-password"
+    else:
+        login = "users already exist in the database; none created"
+        if options.admin_password is not None:
+            login += " (--admin-password not applied)"
+    lines = [
+        "pulp-registry dev: admin API, Crane and a Celery worker in one process (for trying it out)",
+        f"  admin API:    {api}/pulp/api/v2/",
+        f"  push to:      {HOST}:{options.api_port}   (registry protocol, e.g. "
+        f"skopeo copy --dest-tls-verify=false --dest-creds {ADMIN_LOGIN}:PASSWORD "
+        f"oci:LAYOUT:latest docker://{HOST}:{options.api_port}/my/app:latest)",
+        f"  pull from:    {settings.pull_host}   (Crane, {crane}/v2/)",
+        f"  data dir:     {settings.data_dir}",
+        f"                content {settings.storage_path}, published tree {settings.published_dir}",
+        f"  admin login:  {login}",
+    ]
+    if in_memory(settings):
+        lines += [
+            "  metadata:     IN MEMORY (mongomock). Repositories, tags, users and tasks are GONE when this",
+            "                process stops, and a restart starts with an empty database. Content files",
+            f"                under {settings.data_dir} stay. Use --mongo-url to keep metadata in MongoDB.",
+        ]
+        if leftovers:
+            lines.append(f"  note:         {leftovers} repositories published by an earlier run are still served by "
+                         "Crane, but the admin API does not know them (pushing the same name replaces one).")
+    else:
+        lines.append(f"  metadata:     MongoDB {settings.mongo_url.split('@')[-1]} (kept when this process stops)")
+    lines.append("Stop with Ctrl+C (or SIGTERM).")
+    return "\n".join(lines)
+
+
+class StopSignal:
+    """Turns the first SIGINT/SIGTERM into an event; a second one gets the default (hard) behaviour."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignal":
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        signal.signal(signum, signal.SIG_DFL)
+        self.event.set()
+
+    def wait(self) -> None:
+        while not self.event.wait(1.0):
+            pass
+
+
+@contextlib.contextmanager
+def serving(server: BaseWSGIServer, name: str) -> Iterator[threading.Thread]:
+    """Run ``server`` in a thread until the block ends, then stop it and close its socket."""
+    thread = threading.Thread(target=server.serve_forever, name=f"dev-{name}", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def listen(port: int, app: Any, what: str) -> BaseWSGIServer:
+    """A threaded werkzeug server on ``HOST:port``; a busy port is a one-line error, not werkzeug's exit."""
+    try:
+        sock = socket.create_server((HOST, port), backlog=128)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {HOST}:{port} for the {what}: {exc.strerror}") from None
+    with sock:  # werkzeug duplicates the descriptor
+        return make_server(HOST, port, app, threaded=True, fd=sock.fileno())
+
+
+def make_servers(options: DevOptions, admin_app: Any, crane_app: Any) -> tuple[BaseWSGIServer, BaseWSGIServer]:
+    """Bind both ports before anything starts, so a busy port stops start-up cleanly."""
+    admin_server = listen(options.api_port, admin_app, "admin API")
+    try:
+        return admin_server, listen(options.registry_port, crane_app, "Crane")
+    except BaseException:
+        admin_server.server_close()
+        raise
+
+
+def run_dev(settings: Settings, options: DevOptions,
+            build_services: Callable[[Settings], Services]) -> int:
+    """Run everything until SIGINT/SIGTERM; the exit status is 0 after a clean stop."""
+    from crane.app import create_app as create_crane_app
+    from crane.config import CraneSettings
+    from pulp_registry.app import create_app as create_admin_app
+    from workers.embedded import start_embedded_worker
+
+    configure_logging(settings.log_level)
+    with StopSignal() as stop, contextlib.ExitStack() as running:
+        Path(settings.storage_path).mkdir(parents=True, exist_ok=True)
+        Path(settings.published_dir).mkdir(parents=True, exist_ok=True)
+        leftovers = leftover_published(settings) if in_memory(settings) else 0
+        services = build_services(settings)
+        crane_settings = CraneSettings(data_dir=settings.published_dir, bind=f"{HOST}:{options.registry_port}",
+                                       poll_interval=CRANE_POLL_INTERVAL, log_level=settings.log_level)
+        admin_server, crane_server = make_servers(
+            options, create_admin_app(services), create_crane_app(crane_settings))
+        running.callback(admin_server.server_close)  # also when the worker fails to start
+        running.callback(crane_server.server_close)
+        running.enter_context(start_embedded_worker(
+            services.celery, services, concurrency=WORKER_CONCURRENCY, loglevel=settings.log_level.upper()))
+        # Servers stop before the worker (ExitStack unwinds in reverse), so no new task arrives while it drains.
+        running.callback(log.info, "web servers stopped; stopping the worker (it finishes running tasks first)")
+        running.enter_context(serving(crane_server, "crane"))
+        running.enter_context(serving(admin_server, "api"))
+        # Last, so a generated password is never stored without being printed.
+        admin = ensure_admin_user(services, options.admin_password)
+        click.echo(banner(settings, options, admin, leftovers))
+        stop.wait()
+        click.echo("pulp-registry dev: stopping")
+    if in_memory(settings):
+        click.echo(f"pulp-registry dev: stopped; in-memory metadata discarded, content kept in {settings.data_dir}")
+    else:
+        click.echo("pulp-registry dev: stopped")
+    return 0

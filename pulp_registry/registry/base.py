@@ -1,0 +1,16 @@
+"""``GET /v2/``: tells clients this is a registry and that their credentials work."""
+from __future__ import annotations
+
+from flask import Blueprint
+from werkzeug.wrappers import Response
+
+from pulp_registry.registry.auth import PULL, registry_access
+from pulp_registry.registry.responses import json_response
+
+blueprint = Blueprint("registry_base", __name__)
+
+
+@blueprint.get("/")
+@registry_access(PULL)
+def version_check() -> Response:
+    return json_response({})

@@ -1,0 +1,35 @@
+"""``/v2/<name>/blobs/<digest>``: whether a repository holds a blob (HEAD, how clients skip uploads) and its bytes."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+from werkzeug.wrappers import Response
+
+from pulp_registry import content, oci
+from pulp_registry.app import get_services
+from pulp_registry.registry.auth import PULL, PUSH, registry_access
+from pulp_registry.registry.responses import blob_response
+from pulp_registry.registry_errors import BlobUnknown, Unsupported
+from pulp_registry.repositories import find_repository_by_name
+
+blueprint = Blueprint("registry_blobs", __name__)
+
+
+@blueprint.route("/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
+@registry_access(PULL)
+def get_blob(name: str, digest: str) -> Response:
+    services = get_services()
+    oci.validate_digest(digest)
+    repo = find_repository_by_name(services.db, name)
+    size = content.blob_size(services, repo["_id"] if repo else None, digest)
+    if size is None:
+        raise BlobUnknown(f"blob {digest} is unknown to repository {name}", detail={"digest": digest})
+    if request.method == "HEAD":
+        return blob_response(None, digest, size)
+    return blob_response(services.storage.open(digest), digest, size)
+
+
+@blueprint.delete("/<path:name>/blobs/<digest>")
+@registry_access(PUSH)
+def delete_blob(name: str, digest: str) -> Response:
+    raise Unsupported("deleting blobs over the registry protocol is not supported; "
+                      "remove content with the admin API")

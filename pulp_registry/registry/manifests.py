@@ -1,0 +1,105 @@
+"""``/v2/<name>/manifests/<reference>`` (PUT, GET, HEAD) and ``/v2/<name>/tags/list`` on the admin side.
+
+A manifest PUT stores the exact bytes received, once every blob and child
+manifest it names is in the repository, and has the repository published by a
+task whose href is answered in ``Pulp-Task`` (``registry-admin push`` waits on it).
+"""
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, request
+from werkzeug.wrappers import Response
+
+from pulp_registry import content, oci
+from pulp_registry.app import get_services
+from pulp_registry.registry.auth import PULL, PUSH, registry_access
+from pulp_registry.registry.responses import content_response, empty, json_response, manifest_location
+from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown, RegistryError, Unsupported
+from pulp_registry.repositories import find_repository_by_name
+
+blueprint = Blueprint("registry_manifests", __name__)
+
+TASK_HREF = "/pulp/api/v2/tasks/{task_id}/"
+
+
+class PaginationNumberInvalid(RegistryError):
+    code, status, default_message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
+
+
+def _read_manifest_body(limit: int) -> bytes:
+    """At most ``limit`` bytes of the request body; more is refused before it is stored anywhere."""
+    too_large = ManifestTooLarge(f"manifest is larger than the limit of {limit} bytes", detail={"limit": limit})
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    parts: list[bytes] = []
+    received = 0
+    while received <= limit:
+        chunk = request.stream.read(limit + 1 - received)
+        if not chunk:
+            break
+        parts.append(chunk)
+        received += len(chunk)
+    if received > limit:
+        raise too_large
+    return b"".join(parts)
+
+
+@blueprint.put("/<path:name>/manifests/<reference>")
+@registry_access(PUSH)
+def put_manifest(name: str, reference: str) -> Response:
+    services = get_services()
+    oci.validate_reference(reference)
+    raw = _read_manifest_body(services.settings.max_manifest_size)
+    pushed = content.push_manifest(services, name, raw, request.headers.get("Content-Type"), reference)
+    manifest = pushed.manifest
+    headers = {"Location": manifest_location(name, manifest.digest), "Docker-Content-Digest": manifest.digest}
+    if pushed.publish_task is not None:
+        headers["Pulp-Task"] = TASK_HREF.format(task_id=pushed.publish_task["_id"])
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = manifest.subject.digest
+    return empty(201, headers)
+
+
+@blueprint.route("/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
+@registry_access(PULL)
+def get_manifest(name: str, reference: str) -> Response:
+    services = get_services()
+    oci.validate_reference(reference)
+    repo = find_repository_by_name(services.db, name)
+    if repo is None:
+        raise ManifestUnknown(f"manifest {reference} is unknown: no repository {name}",
+                              detail={"reference": reference})
+    association, raw = content.get_manifest(services, repo, reference)
+    return content_response(raw, association["media_type"], association["digest"],
+                            head=request.method == "HEAD")
+
+
+@blueprint.delete("/<path:name>/manifests/<reference>")
+@registry_access(PUSH)
+def delete_manifest(name: str, reference: str) -> Response:
+    raise Unsupported("deleting manifests over the registry protocol is not supported yet; "
+                      "use the admin API")
+
+
+@blueprint.get("/<path:name>/tags/list")
+@registry_access(PULL)
+def list_tags(name: str) -> Response:
+    """Tags in lexical order; ``n`` and ``last`` page through them with a ``Link`` to the next page."""
+    services = get_services()
+    repo = content.require_repository_by_name(services.db, name)
+    limit_arg, last = request.args.get("n"), request.args.get("last")
+    limit = None
+    if limit_arg is not None:
+        if not limit_arg.isdigit():
+            raise PaginationNumberInvalid(f"n={limit_arg!r} is not a non-negative integer")
+        limit = int(limit_arg)
+    if limit == 0:
+        return json_response({"name": name, "tags": []})
+    tags = content.tag_names(services.db, repo["_id"], last, None if limit is None else limit + 1)
+    headers = {}
+    if limit is not None and len(tags) > limit:
+        tags = tags[:limit]
+        query = urlencode({"n": limit, "last": tags[-1]})
+        headers["Link"] = f'</v2/{name}/tags/list?{query}>; rel="next"'
+    return json_response({"name": name, "tags": tags}, headers=headers)

@@ -1,0 +1,119 @@
+"""Blob uploads: ``/v2/<name>/blobs/uploads/`` (start, monolithic, mount) and the session URL.
+
+A session is opened by POST, takes chunks by PATCH (with ``Content-Range``, or
+streamed without it as docker and skopeo do), and ends with PUT ``?digest=``,
+which verifies the whole blob before it becomes visible. The repository is
+created when the first blob or manifest lands, not when a session opens, so an
+abandoned upload leaves no empty repository behind.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, request
+from werkzeug.wrappers import Response
+
+from pulp_registry import content, oci
+from pulp_registry.app import get_services
+from pulp_registry.registry.auth import PUSH, registry_access
+from pulp_registry.registry.responses import blob_created, empty, range_invalid, upload_response
+from pulp_registry.registry_errors import DigestInvalid
+from pulp_registry.repositories import find_repository_by_name
+
+blueprint = Blueprint("registry_uploads", __name__)
+
+CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def _has_body() -> bool:
+    """A request body is there if it says so, or if the server de-chunked one for us."""
+    if request.content_length is not None:
+        return request.content_length > 0
+    return bool(request.environ.get("wsgi.input_terminated"))
+
+
+def _check_content_range(name: str, upload_id: str, size: int) -> None:
+    """A chunk with a ``Content-Range`` must start where the session ends and say its length right."""
+    header = request.headers.get("Content-Range")
+    if header is None:
+        return
+    match = CONTENT_RANGE_RE.match(header.strip())
+    if match is None:
+        raise range_invalid(name, upload_id, size, f"Content-Range {header!r} is not <start>-<end>")
+    start, end = int(match.group(1)), int(match.group(2))
+    if start != size:
+        raise range_invalid(name, upload_id, size,
+                            f"chunk starts at byte {start}, but the upload holds {size} bytes")
+    if end < start or (request.content_length is not None and request.content_length != end - start + 1):
+        raise range_invalid(name, upload_id, size,
+                            f"Content-Range {header!r} does not match Content-Length {request.content_length}")
+
+
+@blueprint.post("/<path:name>/blobs/uploads/")
+@registry_access(PUSH)
+def start_upload(name: str) -> Response:
+    """Open a session (202), take a whole blob at once (``?digest=``, 201) or mount one (``?mount=&from=``)."""
+    services = get_services()
+    digest = request.args.get("digest")
+    if digest is not None:
+        oci.validate_digest(digest)
+        content.put_blob(services, name, digest, request.stream, request.content_length)
+        return blob_created(name, digest)
+    mount_digest, source_name = request.args.get("mount"), request.args.get("from")
+    if mount_digest and source_name and oci.is_digest(mount_digest) and oci.NAME_RE.match(source_name):
+        source = find_repository_by_name(services.db, source_name)
+        target = find_repository_by_name(services.db, name)
+        size = content.blob_size(services, source["_id"] if source else None, mount_digest)
+        if size is None and target is not None:
+            size = content.blob_size(services, target["_id"], mount_digest)
+        if size is not None:
+            target = target or content.ensure_repository(services.db, name)
+            content.add_blob(services, target, mount_digest, size)
+            return blob_created(name, mount_digest)
+    # No mount possible: fall back to an ordinary upload session, as the protocol says.
+    repo = find_repository_by_name(services.db, name)
+    upload_id = content.start_upload(services, name, repo["_id"] if repo else None)
+    return upload_response(name, upload_id, 0)
+
+
+@blueprint.get("/<path:name>/blobs/uploads/<upload_id>")
+@registry_access(PUSH)
+def upload_status(name: str, upload_id: str) -> Response:
+    services = get_services()
+    upload = content.get_upload(services, name, upload_id)
+    return upload_response(name, upload_id, content.upload_size(services, upload), status=204)
+
+
+@blueprint.patch("/<path:name>/blobs/uploads/<upload_id>")
+@registry_access(PUSH)
+def upload_chunk(name: str, upload_id: str) -> Response:
+    services = get_services()
+    upload = content.get_upload(services, name, upload_id)
+    _check_content_range(name, upload_id, content.upload_size(services, upload))
+    size = content.append_upload(services, upload, request.stream)
+    return upload_response(name, upload_id, size)
+
+
+@blueprint.put("/<path:name>/blobs/uploads/<upload_id>")
+@registry_access(PUSH)
+def finish_upload(name: str, upload_id: str) -> Response:
+    """Take the last chunk if any, verify the digest of the whole blob, and keep it (201)."""
+    services = get_services()
+    upload = content.get_upload(services, name, upload_id)
+    digest = request.args.get("digest")
+    if not digest:
+        raise DigestInvalid("the digest query parameter is required to finish an upload")
+    oci.validate_digest(digest)
+    if _has_body():
+        _check_content_range(name, upload_id, content.upload_size(services, upload))
+        content.append_upload(services, upload, request.stream)
+    content.finish_upload(services, upload, digest)
+    return blob_created(name, digest)
+
+
+@blueprint.delete("/<path:name>/blobs/uploads/<upload_id>")
+@registry_access(PUSH)
+def cancel_upload(name: str, upload_id: str) -> Response:
+    services = get_services()
+    content.cancel_upload(services, content.get_upload(services, name, upload_id))
+    return empty(204, {})

@@ -1,0 +1,369 @@
+"""Repositories: create, find, update and delete them, and what they hold (images, tags, counts).
+
+Plain functions on ``db.Collections`` (or ``Services`` where storage or the
+published tree is touched), called by the REST API views, the push endpoints
+and the workers alike. A repository has an id (``my-app``, used in admin URLs)
+and a registry name (``my/app``, used by ``docker pull``); both are unique.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable, Mapping
+
+from pymongo import ReturnDocument
+
+from pulp_registry import oci
+from pulp_registry.db import Collections, DuplicateKeyError, isoformat, utcnow
+from pulp_registry.registry_errors import RegistryError
+
+REPO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
+#: Fields of a repository an update may change (``name`` is immutable: pulls would break).
+UPDATABLE_FIELDS = ("description", "notes", "protected")
+
+
+class RepositoryError(ValueError):
+    """A request about a repository that cannot be done; ``field`` names the input at fault."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class RepositoryExists(RepositoryError):
+    """The id or the registry name is already taken."""
+
+
+class RepositoryNotFound(RepositoryError):
+    def __init__(self, repo_id: str) -> None:
+        super().__init__(None, f"repository {repo_id!r} does not exist")
+        self.repo_id = repo_id
+
+
+# --- validation -------------------------------------------------------------------
+
+
+def validate_repo_name(name: Any) -> str:
+    try:
+        return oci.validate_name(name)
+    except RegistryError as exc:
+        raise RepositoryError("name", exc.message) from None
+
+
+def validate_repo_id(repo_id: Any) -> str:
+    if not isinstance(repo_id, str) or not REPO_ID_RE.match(repo_id):
+        raise RepositoryError("id", f"invalid repository id {repo_id!r}: 1-255 of letters, digits, '_', '.', '-'")
+    return repo_id
+
+
+def validate_description(description: Any) -> str:
+    if not isinstance(description, str):
+        raise RepositoryError("description", "description must be a string")
+    return description
+
+
+def validate_protected(protected: Any) -> bool:
+    if not isinstance(protected, bool):
+        raise RepositoryError("protected", "protected must be true or false")
+    return protected
+
+
+def validate_notes(notes: Any, allow_none_values: bool = False) -> dict[str, str | None]:
+    """Notes are a flat object of strings; in an update a ``null`` value removes the key."""
+    if not isinstance(notes, Mapping):
+        raise RepositoryError("notes", "notes must be an object of string keys and string values")
+    for key, value in notes.items():
+        if not isinstance(key, str) or not key:
+            raise RepositoryError("notes", "note keys must be non-empty strings")
+        if value is None and allow_none_values:
+            continue
+        if not isinstance(value, str):
+            raise RepositoryError("notes", f"note {key!r} must have a string value")
+    return dict(notes)
+
+
+# --- create and find ----------------------------------------------------------------
+
+
+def default_repo_id(db: Collections, name: str) -> str:
+    """``my/app`` -> ``my-app``; if that id is taken, ``my-app-2``, ``my-app-3``, ..."""
+    base = name.replace("/", "-")
+    candidate, number = base, 1
+    while db.repositories.find_one({"_id": candidate}, {"_id": 1}) is not None:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+def create_repository(db: Collections, name: str, repo_id: str | None = None, description: str = "",
+                      notes: Mapping[str, str] | None = None, protected: bool = False) -> dict[str, Any]:
+    """Insert a repository; raise ``RepositoryError`` for bad input, ``RepositoryExists`` for a taken id or name."""
+    name = validate_repo_name(name)
+    if repo_id is not None:
+        validate_repo_id(repo_id)
+    validate_description(description)
+    note_pairs = [[key, value] for key, value in validate_notes(notes or {}).items()]
+    validate_protected(protected)
+    if find_repository_by_name(db, name) is not None:
+        raise RepositoryExists("name", f"a repository named {name!r} already exists")
+    if repo_id is not None and get_repository(db, repo_id) is not None:
+        raise RepositoryExists("id", f"a repository with id {repo_id!r} already exists")
+    now = utcnow()
+    repo = {"_id": repo_id or default_repo_id(db, name), "name": name, "description": description,
+            "notes": note_pairs, "protected": protected, "created": now, "updated": now,
+            "last_published": None}
+    try:
+        db.repositories.insert_one(repo)
+    except DuplicateKeyError:
+        # Lost a race with another request: say which key was taken.
+        if find_repository_by_name(db, name) is not None:
+            raise RepositoryExists("name", f"a repository named {name!r} already exists") from None
+        raise RepositoryExists("id", f"a repository with id {repo['_id']!r} already exists") from None
+    return repo
+
+
+def ensure_repository(db: Collections, name: str) -> dict[str, Any]:
+    """The repository named ``name``, created on first push; safe when two pushes race."""
+    for _attempt in range(20):
+        repo = find_repository_by_name(db, name)
+        if repo is not None:
+            return repo
+        try:
+            return create_repository(db, name)
+        except RepositoryExists:
+            continue  # someone created it (or took the default id) meanwhile: look again
+    raise RepositoryError(None, f"could not create repository {name!r}: too many concurrent creations")
+
+
+def get_repository(db: Collections, repo_id: str) -> dict[str, Any] | None:
+    return db.repositories.find_one({"_id": repo_id})
+
+
+def find_repository_by_name(db: Collections, name: str) -> dict[str, Any] | None:
+    return db.repositories.find_one({"name": name})
+
+
+def require_repository(db: Collections, repo_id: str) -> dict[str, Any]:
+    repo = get_repository(db, repo_id)
+    if repo is None:
+        raise RepositoryNotFound(repo_id)
+    return repo
+
+
+def list_repositories(db: Collections, name: str | None = None) -> list[dict[str, Any]]:
+    query = {"name": name} if name is not None else {}
+    return list(db.repositories.find(query).sort("_id", 1))
+
+
+# --- update and delete ------------------------------------------------------------
+
+
+def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Apply ``delta`` (description, notes, protected); return the repository and whether ``protected`` changed.
+
+    Notes are merged key by key like Pulp 2's: a ``null`` value removes the key.
+    """
+    repo = require_repository(db, repo_id)
+    if not isinstance(delta, Mapping):
+        raise RepositoryError("delta", "delta must be an object")
+    for key in delta:
+        if key == "name":
+            if delta["name"] != repo["name"]:
+                raise RepositoryError("delta.name", "a repository's name cannot change (pulls use it); "
+                                                    "create a new repository instead")
+        elif key not in UPDATABLE_FIELDS:
+            raise RepositoryError(f"delta.{key}", f"unknown field {key!r}; updatable: {', '.join(UPDATABLE_FIELDS)}")
+    changes: dict[str, Any] = {}
+    try:
+        if "description" in delta:
+            changes["description"] = validate_description(delta["description"])
+        if "protected" in delta:
+            changes["protected"] = validate_protected(delta["protected"])
+        if "notes" in delta:
+            merged = dict(repo.get("notes") or [])
+            for key, value in validate_notes(delta["notes"], allow_none_values=True).items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            changes["notes"] = [[key, value] for key, value in merged.items()]
+    except RepositoryError as exc:
+        raise RepositoryError(f"delta.{exc.field}", exc.message) from None
+    if not changes:
+        return repo, False
+    changes["updated"] = utcnow()
+    # Compare with the document as it was just before this write, not as read above: a concurrent
+    # update of ``protected`` must not hide the change from the caller (who then republishes).
+    before = db.repositories.find_one_and_update({"_id": repo_id}, {"$set": changes},
+                                                 return_document=ReturnDocument.BEFORE)
+    if before is None:
+        raise RepositoryNotFound(repo_id)
+    protected_changed = "protected" in changes and changes["protected"] != before.get("protected", False)
+    return {**before, **changes}, protected_changed
+
+
+def delete_repository(services: Any, repo_id: str) -> dict[str, Any]:
+    """The work of the ``delete_repository`` task: drop the repository, its associations and its published tree.
+
+    Content units (blobs, manifests and their files) stay: other repositories may
+    hold them, and orphan clean-up removes what nobody holds.
+    """
+    db: Collections = services.db
+    repo = require_repository(db, repo_id)
+    removed = {
+        "tags": db.tags.delete_many({"repo_id": repo_id}).deleted_count,
+        "manifests": db.repo_manifests.delete_many({"repo_id": repo_id}).deleted_count,
+        "blobs": db.repo_blobs.delete_many({"repo_id": repo_id}).deleted_count,
+    }
+    upload_query = {"$or": [{"repo_id": repo_id}, {"repo_id": None, "repo_name": repo["name"]}]}
+    upload_ids = [upload["_id"] for upload in db.uploads.find(upload_query, {"_id": 1})]
+    for upload_id in upload_ids:
+        try:
+            services.storage.upload_cancel(upload_id)
+        except Exception:  # noqa: BLE001 - a session file already gone is fine
+            pass
+    removed["uploads"] = db.uploads.delete_many({"_id": {"$in": upload_ids}}).deleted_count if upload_ids else 0
+    db.repositories.delete_one({"_id": repo_id})
+
+    from pulp_registry.publish import unpublish_repository
+
+    unpublish_repository(services.settings, repo["name"])
+    return {"repo_id": repo_id, "name": repo["name"], "removed": removed}
+
+
+# --- what a repository holds ------------------------------------------------------
+
+
+def _count_and_size(collection: Any, repo_id: str) -> tuple[int, int]:
+    pipeline = [{"$match": {"repo_id": repo_id}},
+                {"$group": {"_id": None, "count": {"$sum": 1}, "size": {"$sum": "$size"}}}]
+    for group in collection.aggregate(pipeline):
+        return int(group["count"]), int(group["size"] or 0)
+    return 0, 0
+
+
+def repository_counts(db: Collections, repo_id: str) -> dict[str, int]:
+    """Tags, manifests and blobs held, and their total size in bytes (each unit once)."""
+    manifest_count, manifest_size = _count_and_size(db.repo_manifests, repo_id)
+    blob_count, blob_size = _count_and_size(db.repo_blobs, repo_id)
+    return {"tag_count": db.tags.count_documents({"repo_id": repo_id}), "manifest_count": manifest_count,
+            "blob_count": blob_count, "total_size": manifest_size + blob_size}
+
+
+class _SizeCalculator:
+    """Sizes of images as users think of them: manifest bytes plus every blob, children for a list."""
+
+    def __init__(self, db: Collections, digests: Iterable[str]) -> None:
+        self.db = db
+        self.manifests: dict[str, dict[str, Any]] = {}
+        self.blob_sizes: dict[str, int] = {}
+        self._load(list(digests))
+
+    def _load(self, digests: list[str]) -> None:
+        missing = [digest for digest in digests if digest not in self.manifests]
+        if not missing:
+            return
+        docs = list(self.db.manifests.find({"_id": {"$in": missing}}))
+        for doc in docs:
+            self.manifests[doc["_id"]] = doc
+        blob_digests = {digest for doc in docs for digest in doc.get("blob_digests") or []} - set(self.blob_sizes)
+        if blob_digests:
+            for blob in self.db.blobs.find({"_id": {"$in": list(blob_digests)}}, {"size": 1}):
+                self.blob_sizes[blob["_id"]] = int(blob.get("size") or 0)
+        children = [child["digest"] for doc in docs for child in doc.get("children") or []]
+        if children:
+            self._load(children)
+
+    def size(self, digest: str, fallback: int = 0, _depth: int = 0) -> int:
+        doc = self.manifests.get(digest)
+        if doc is None:
+            return fallback
+        total = int(doc.get("size") or 0)
+        total += sum(self.blob_sizes.get(blob, 0) for blob in doc.get("blob_digests") or [])
+        if _depth < 4:  # an index may nest indexes; never loop on a malformed graph
+            total += sum(self.size(child["digest"], int(child.get("size") or 0), _depth + 1)
+                         for child in doc.get("children") or [])
+        return total
+
+
+def platform_string(platform: Any) -> str | None:
+    """``{"os": "linux", "architecture": "arm64", "variant": "v8"}`` -> ``linux/arm64/v8``."""
+    if not isinstance(platform, Mapping):
+        return None
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(part) for part in parts if part) or None
+
+
+def list_images(db: Collections, repo_id: str) -> list[dict[str, Any]]:
+    """The manifests a repository holds, newest first, with their tags, total size and platforms."""
+    # ObjectIds grow with insertion: they order two pushes within the same millisecond.
+    associations = list(db.repo_manifests.find({"repo_id": repo_id}).sort([("added", -1), ("_id", -1)]))
+    sizes = _SizeCalculator(db, [association["digest"] for association in associations])
+    tags_by_digest: dict[str, list[str]] = {}
+    for tag in db.tags.find({"repo_id": repo_id}, {"name": 1, "manifest_digest": 1}).sort("name", 1):
+        tags_by_digest.setdefault(tag["manifest_digest"], []).append(tag["name"])
+    images = []
+    for association in associations:
+        digest = association["digest"]
+        doc = sizes.manifests.get(digest, {})
+        platforms = [platform_string(child.get("platform")) for child in doc.get("children") or []]
+        images.append({
+            "digest": digest,
+            "media_type": association.get("media_type") or doc.get("media_type"),
+            "size": sizes.size(digest, int(association.get("size") or 0)),
+            "tags": tags_by_digest.get(digest, []),
+            "pushed": isoformat(association.get("added")),
+            "platforms": [platform for platform in platforms if platform],
+        })
+    return images
+
+
+def _tag_json(tag: dict[str, Any], sizes: _SizeCalculator, media_types: Mapping[str, str]) -> dict[str, Any]:
+    digest = tag["manifest_digest"]
+    media_type = media_types.get(digest) or sizes.manifests.get(digest, {}).get("media_type")
+    return {"name": tag["name"], "manifest_digest": digest, "media_type": media_type,
+            "size": sizes.size(digest), "updated": isoformat(tag.get("updated"))}
+
+
+def list_tags(db: Collections, repo_id: str) -> list[dict[str, Any]]:
+    """Tags sorted by name, each with its manifest's digest, media type and total size."""
+    tags = list(db.tags.find({"repo_id": repo_id}).sort("name", 1))
+    digests = list({tag["manifest_digest"] for tag in tags})
+    media_types = {association["digest"]: association.get("media_type") for association in
+                   db.repo_manifests.find({"repo_id": repo_id, "digest": {"$in": digests}}, {"digest": 1, "media_type": 1})}
+    sizes = _SizeCalculator(db, digests)
+    return [_tag_json(tag, sizes, media_types) for tag in tags]
+
+
+def get_tag(db: Collections, repo_id: str, name: str) -> dict[str, Any] | None:
+    tag = db.tags.find_one({"repo_id": repo_id, "name": name})
+    if tag is None:
+        return None
+    association = db.repo_manifests.find_one({"repo_id": repo_id, "digest": tag["manifest_digest"]}) or {}
+    media_types = {tag["manifest_digest"]: association.get("media_type")}
+    return _tag_json(tag, _SizeCalculator(db, [tag["manifest_digest"]]), media_types)
+
+
+# --- JSON -------------------------------------------------------------------------
+
+
+def repository_href(repo_id: str) -> str:
+    return f"/pulp/api/v2/repositories/{repo_id}/"
+
+
+def repository_json(repo: dict[str, Any], counts: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """A repository as the admin API shows it (notes as an object, times in ISO 8601)."""
+    body = {
+        "id": repo["_id"],
+        "name": repo["name"],
+        "description": repo.get("description", ""),
+        "notes": {key: value for key, value in repo.get("notes") or []},
+        "protected": bool(repo.get("protected", False)),
+        "created": isoformat(repo.get("created")),
+        "updated": isoformat(repo.get("updated")),
+        "last_published": isoformat(repo.get("last_published")),
+        "_href": repository_href(repo["_id"]),
+    }
+    if counts is not None:
+        body.update(counts)
+    return body

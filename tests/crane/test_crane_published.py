@@ -1,0 +1,154 @@
+"""Following the published tree: new publishes without a restart, removals, never a half-published version."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from crane.app import create_app
+from crane.config import CraneSettings
+from crane.published import PublishedFormatError, PublishedTree
+from pulp_registry import published_format as fmt
+from pulp_registry.oci import compute_digest
+from tests.crane.conftest import CraneUnderTest, error_code
+
+
+def tags_of(crane, name: str) -> list[str]:
+    return json.loads(crane.get(f"/v2/{name}/tags/list").data)["tags"]
+
+
+def test_a_republish_is_served_once_the_poll_interval_has_passed_without_a_restart(publisher, crane):
+    repo = publisher.repository("my/app")
+    first = publisher.image(repo, "v1")
+    publisher.publish(repo)
+    crane.tick()
+    assert tags_of(crane, "my/app") == ["v1"]
+
+    second = publisher.image(repo, "v2")
+    publisher.untag(repo, "v1")
+    publisher.publish(repo)
+    assert tags_of(crane, "my/app") == ["v1"]          # within the poll interval: the version it had
+    crane.tick()
+    assert tags_of(crane, "my/app") == ["v2"]
+    assert crane.get("/v2/my/app/manifests/v2").data == second.raw
+    assert error_code(crane.get("/v2/my/app/manifests/v1")) == "MANIFEST_UNKNOWN"
+    assert crane.get(f"/v2/my/app/manifests/{first.digest}").data == first.raw   # still in the repository
+
+
+def test_only_repositories_whose_version_changed_are_reloaded(publisher, crane):
+    stable, moving = publisher.repository("stable/app"), publisher.repository("moving/app")
+    publisher.image(stable, "latest")
+    publisher.image(moving, "v1")
+    publisher.publish(stable)
+    publisher.publish(moving)
+    crane.tick()
+    crane.get("/v2/")
+    stable_before = crane.tree.repository("stable/app")
+    moving_before = crane.tree.repository("moving/app")
+
+    publisher.image(moving, "v2")
+    publisher.publish(moving)
+    crane.tick()
+    crane.get("/v2/")
+    assert crane.tree.repository("stable/app") is stable_before
+    assert crane.tree.repository("moving/app") is not moving_before
+    assert moving_before.sorted_tags == ("v1",)      # what a request in flight holds is unchanged
+
+
+def test_a_removed_repository_disappears(publisher, crane):
+    repo = publisher.repository("gone/app")
+    publisher.image(repo, "latest")
+    publisher.publish(repo)
+    crane.tick()
+    assert crane.get("/v2/gone/app/manifests/latest").status_code == 200
+    publisher.unpublish(repo)
+    crane.tick()
+    response = crane.get("/v2/gone/app/manifests/latest")
+    assert response.status_code == 404 and error_code(response) == "NAME_UNKNOWN"
+    assert json.loads(crane.get("/v2/_catalog").data)["repositories"] == []
+
+
+def test_crane_started_before_the_tree_exists_serves_nothing_then_follows_it(publisher, crane):
+    assert not publisher.published_dir.exists()
+    assert json.loads(crane.get("/v2/_catalog").data) == {"repositories": []}
+    repo = publisher.repository("late/app")
+    image = publisher.image(repo, "latest")
+    publisher.publish(repo)
+    crane.tick()
+    assert crane.get("/v2/late/app/manifests/latest").data == image.raw
+
+
+def test_a_version_that_is_not_switched_to_is_never_served(publisher, crane):
+    repo = publisher.repository("my/app")
+    image = publisher.image(repo, "latest")
+    publisher.publish(repo)
+    crane.tick()
+    repo_dir = fmt.repository_dir(publisher.published_dir, "my/app")
+    half = repo_dir / fmt.VERSIONS_DIR / "99991231T000000.000000Z-half"
+    half.mkdir()
+    (half / fmt.REPOSITORY_JSON).write_text('{"format": 1, "name": "my/app", "tags": {"lat')
+    (publisher.published_dir / fmt.GENERATION_FILE).write_text("someone else's token\n")
+    crane.tick()
+    assert crane.get("/v2/my/app/manifests/latest").data == image.raw
+
+
+def test_a_broken_version_keeps_the_last_good_one_served(publisher, crane, caplog):
+    repo = publisher.repository("my/app")
+    image = publisher.image(repo, "latest")
+    publisher.publish(repo)
+    crane.tick()
+    assert crane.get("/v2/my/app/manifests/latest").status_code == 200
+    repo_dir = fmt.repository_dir(publisher.published_dir, "my/app")
+    broken = repo_dir / fmt.VERSIONS_DIR / "broken"
+    broken.mkdir()
+    (broken / fmt.REPOSITORY_JSON).write_text("not json")
+    os.symlink(f"{fmt.VERSIONS_DIR}/broken", repo_dir / "current.new")
+    os.replace(repo_dir / "current.new", repo_dir / fmt.CURRENT_LINK)
+    (publisher.published_dir / fmt.GENERATION_FILE).write_text("new token\n")
+    crane.tick()
+    assert crane.get("/v2/my/app/manifests/latest").data == image.raw
+    assert "cannot load version" in caplog.text
+
+
+def test_a_manifest_whose_bytes_do_not_match_its_digest_is_not_served(publisher, crane):
+    repo = publisher.repository("my/app")
+    image = publisher.image(repo, "latest")
+    publisher.publish(repo)
+    crane.tick()
+    path = fmt.blob_path(publisher.published_dir, image.digest)
+    path.unlink()                       # a hard link to the content store: replace, do not write through
+    path.write_bytes(image.raw + b" ")
+    response = crane.get("/v2/my/app/manifests/latest")
+    assert response.status_code == 404 and error_code(response) == "MANIFEST_UNKNOWN"
+
+
+def test_an_unknown_format_refuses_to_start_with_a_clear_message(tmp_path: Path):
+    (tmp_path / fmt.FORMAT_FILE).write_text("pulp-registry-published 2\n")
+    with pytest.raises(PublishedFormatError, match="pulp-registry-published 2"):
+        create_app(CraneSettings(data_dir=str(tmp_path)))
+
+
+def test_many_repositories_and_tags_load_into_memory(tmp_path: Path):
+    """1,000 repositories with 10 tags each (10,000 tags), written in the published format."""
+    manifest = b'{"schemaVersion": 2}'
+    digest = compute_digest(manifest)
+    fmt.blob_path(tmp_path, digest).parent.mkdir(parents=True)
+    fmt.blob_path(tmp_path, digest).write_bytes(manifest)
+    (tmp_path / fmt.FORMAT_FILE).write_text(fmt.FORMAT_TEXT)
+    (tmp_path / fmt.GENERATION_FILE).write_text("1\n")
+    info = {"media_type": "application/vnd.oci.image.manifest.v1+json", "size": len(manifest)}
+    for number in range(1000):
+        name = f"team{number % 10}/app{number}"
+        version = fmt.repository_dir(tmp_path, name) / fmt.VERSIONS_DIR / "v1"
+        version.mkdir(parents=True)
+        (version / fmt.REPOSITORY_JSON).write_text(json.dumps({
+            "format": 1, "name": name, "repo_id": name.replace("/", "-"), "protected": False,
+            "tags": {f"t{tag}": digest for tag in range(10)}, "manifests": {digest: info}, "blobs": {}}))
+        os.symlink(f"{fmt.VERSIONS_DIR}/v1", version.parent.parent / fmt.CURRENT_LINK)
+    tree = PublishedTree(tmp_path)
+    assert len(tree.snapshot.repositories) == 1000
+    assert sum(len(repo.tags) for repo in tree.snapshot.repositories.values()) == 10000
+    crane = CraneUnderTest(tmp_path)
+    assert crane.get("/v2/team3/app503/manifests/t7").data == manifest

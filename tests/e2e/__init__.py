@@ -1,0 +1,1 @@
+"""End-to-end tests: real clients against a running ``pulp-registry dev``."""

@@ -1,0 +1,102 @@
+"""A real broker (redis-server on a free 127.0.0.1 port) and a real Celery worker taking tasks from it.
+
+The broker is started once per session and stopped at the end. Each test gets
+fresh services (mongomock, a temporary data dir) and an embedded Celery worker
+(``workers.embedded``) consuming from that broker, so a task goes API ->
+redis -> worker exactly as in production, only inside the test process.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from pulp_registry.config import Settings
+from pulp_registry.services import Services, build_services
+from pulp_registry.users import create_user
+from tests.servers import free_port
+from workers.app import create_celery_app
+from workers.embedded import start_embedded_worker
+
+#: The user the ``auth`` fixture of tests/conftest.py sends.
+ADMIN_LOGIN, ADMIN_PASSWORD = "admin", "admin-password"
+REDIS_START_DEADLINE = 15.0
+TASK_DEADLINE = 60.0
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis://127.0.0.1:<port>/0`` of a redis-server started for this session."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server); "
+                    "integration tests need a real broker")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    log_path = workdir / "redis.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=log, stderr=subprocess.STDOUT)
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
+    try:
+        deadline = time.monotonic() + REDIS_START_DEADLINE
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.exceptions.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer PING on port {port}:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def broker_settings(tmp_path: Path, redis_url: str) -> Settings:
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()  # no message of an earlier test reaches this test's worker
+    return Settings(data_dir=str(tmp_path / "data"), mongo_url="mongomock://", broker_url=redis_url)
+
+
+@pytest.fixture
+def broker_services(broker_settings: Settings) -> Services:
+    """Services on mongomock whose Celery app sends tasks to the real redis broker (not eagerly)."""
+    services = build_services(broker_settings)
+    services.celery = create_celery_app(broker_settings)
+    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD)
+    return services
+
+
+@pytest.fixture
+def celery_worker(broker_services: Services) -> Iterator[Any]:
+    """A real Celery worker (4 threads) taking tasks from redis, running in this process."""
+    with start_embedded_worker(broker_services.celery, broker_services, concurrency=4) as worker:
+        yield worker
+
+
+def wait_for_task(services: Services, task_id: str, deadline: float = TASK_DEADLINE) -> dict[str, Any]:
+    """The task document once it is finished, error or canceled; fail with its state after ``deadline``."""
+    end = time.monotonic() + deadline
+    while True:
+        task = services.db.tasks.find_one({"_id": task_id})
+        if task is not None and task["state"] in ("finished", "error", "canceled"):
+            return task
+        if time.monotonic() > end:
+            raise AssertionError(f"task {task_id} still {task and task['state']} after {deadline:.0f} s: {task}")
+        time.sleep(0.05)

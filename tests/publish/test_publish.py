@@ -1,0 +1,234 @@
+"""Publish writes the tree of docs/published-format.md; unpublish removes a repository from it."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pulp_registry import oci, published_format as fmt
+from pulp_registry.publish import PublishError, publish_repository, unpublish_repository
+from pulp_registry.storage import FilesystemStorage
+from tests.publish.sample_content import make_repository, push_image, push_index
+
+
+def published_root(services: Any) -> Path:
+    return Path(services.settings.published_dir)
+
+
+def live_document(services: Any, name: str) -> dict[str, Any]:
+    current = fmt.repository_dir(published_root(services), name) / fmt.CURRENT_LINK
+    return json.loads((current / fmt.REPOSITORY_JSON).read_text())
+
+
+def versions(services: Any, name: str) -> list[str]:
+    return sorted(p.name for p in (fmt.repository_dir(published_root(services), name) / fmt.VERSIONS_DIR).iterdir())
+
+
+def generation(services: Any) -> str:
+    return (published_root(services) / fmt.GENERATION_FILE).read_text()
+
+
+def test_publish_writes_the_documented_tree(services):
+    repo = make_repository(services, "my/app", protected=True)
+    digest, raw = push_image(services, repo, "latest", [b"layer one", b"layer two"],
+                             annotations={"org.opencontainers.image.title": "demo"})
+
+    result = publish_repository(services, repo["_id"])
+
+    root = published_root(services)
+    assert (root / fmt.FORMAT_FILE).read_text() == "pulp-registry-published 1\n"
+    assert generation(services).strip()
+    repo_dir = root / "repositories" / "my%2Fapp"
+    current = repo_dir / "current"
+    assert current.is_symlink()
+    assert os.readlink(current) == f"versions/{result['version']}"
+    assert versions(services, "my/app") == [result["version"]]
+
+    document = live_document(services, "my/app")
+    manifest = json.loads(raw)
+    assert document["format"] == 1
+    assert document["name"] == "my/app"
+    assert document["repo_id"] == repo["_id"]
+    assert document["protected"] is True
+    assert document["published"].endswith("Z")
+    assert document["tags"] == {"latest": digest}
+    assert document["manifests"] == {digest: {
+        "media_type": oci.OCI_MANIFEST,
+        "size": len(raw),
+        "artifact_type": None,
+        "config_media_type": oci.OCI_CONFIG,
+        "subject": None,
+        "annotations": {"org.opencontainers.image.title": "demo"},
+        "platforms": None,
+    }}
+    expected_blobs = {manifest["config"]["digest"]: manifest["config"]["size"]}
+    expected_blobs.update({layer["digest"]: layer["size"] for layer in manifest["layers"]})
+    assert document["blobs"] == expected_blobs
+    assert result == {"tags": 1, "manifests": 1, "blobs": 3, "version": result["version"]}
+    assert services.db.repositories.find_one({"_id": repo["_id"]})["last_published"] is not None
+
+
+def test_published_blobs_and_manifests_are_hard_links_with_the_stored_bytes(services):
+    repo = make_repository(services, "linked")
+    digest, raw = push_image(services, repo, "v1", [b"some layer bytes"])
+    publish_repository(services, repo["_id"])
+
+    root = published_root(services)
+    document = live_document(services, "linked")
+    for content_digest in [digest, *document["blobs"]]:
+        published = fmt.blob_path(root, content_digest)
+        stored = services.storage.local_path(content_digest)
+        assert published.read_bytes() == stored.read_bytes()
+        assert oci.compute_digest(published.read_bytes()) == content_digest
+        assert published.stat().st_ino == stored.stat().st_ino
+    assert fmt.blob_path(root, digest).read_bytes() == raw
+
+
+def test_publish_copies_content_when_the_published_tree_is_on_another_filesystem(services):
+    if not os.access("/dev/shm", os.W_OK) or os.stat("/dev/shm").st_dev == os.stat(services.settings.data_dir).st_dev:
+        pytest.skip("needs /dev/shm writable and on another filesystem than the data dir")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other_fs:
+        services.settings = dataclasses.replace(services.settings, published_dir=other_fs)
+        repo = make_repository(services, "copied")
+        digest, raw = push_image(services, repo, "v1", [b"copied layer"])
+        publish_repository(services, repo["_id"])
+
+        document = live_document(services, "copied")
+        for content_digest in [digest, *document["blobs"]]:
+            published = fmt.blob_path(Path(other_fs), content_digest)
+            assert published.read_bytes() == services.storage.read(content_digest)
+            assert published.stat().st_nlink == 1
+
+
+def test_publish_through_a_storage_without_local_paths_copies(services, tmp_path):
+    class StreamOnlyStorage(FilesystemStorage):
+        def local_path(self, digest):
+            return None
+
+    services.storage = StreamOnlyStorage(services.settings.storage_path)
+    repo = make_repository(services, "streamed")
+    digest, raw = push_image(services, repo, "v1", [b"streamed layer"])
+    publish_repository(services, repo["_id"])
+    assert fmt.blob_path(published_root(services), digest).read_bytes() == raw
+
+
+def test_republish_switches_to_the_new_version_and_keeps_only_the_previous_one(services):
+    repo = make_repository(services, "busy/repo")
+    first_digest, _ = push_image(services, repo, "v1", [b"first"])
+    first = publish_repository(services, repo["_id"])
+    first_generation = generation(services)
+
+    second_digest, _ = push_image(services, repo, "v2", [b"second"])
+    second = publish_repository(services, repo["_id"])
+    assert generation(services) != first_generation
+    assert versions(services, "busy/repo") == sorted([first["version"], second["version"]])
+    assert live_document(services, "busy/repo")["tags"] == {"v1": first_digest, "v2": second_digest}
+
+    third = publish_repository(services, repo["_id"])
+    assert versions(services, "busy/repo") == sorted([second["version"], third["version"]])
+    current = fmt.repository_dir(published_root(services), "busy/repo") / "current"
+    assert os.readlink(current) == f"versions/{third['version']}"
+    leftovers = [p.name for p in current.parent.iterdir() if p.name not in ("current", "versions")]
+    assert leftovers == []
+
+
+def test_republish_after_a_tag_is_removed_no_longer_lists_it(services):
+    repo = make_repository(services, "retag")
+    push_image(services, repo, "old", [b"old layer"])
+    publish_repository(services, repo["_id"])
+    services.db.tags.delete_one({"repo_id": repo["_id"], "name": "old"})
+    publish_repository(services, repo["_id"])
+    assert live_document(services, "retag")["tags"] == {}
+
+
+def test_a_manifest_list_is_published_with_its_children_and_their_platforms(services):
+    repo = make_repository(services, "multi/arch")
+    amd64 = push_image(services, repo, None, [b"amd64 layer"], architecture="amd64")
+    arm64 = push_image(services, repo, None, [b"arm64 layer"], architecture="arm64")
+    platforms = [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
+    index_digest, index_raw = push_index(services, repo, "latest",
+                                         [(amd64[0], amd64[1], platforms[0]), (arm64[0], arm64[1], platforms[1])])
+
+    result = publish_repository(services, repo["_id"])
+
+    document = live_document(services, "multi/arch")
+    assert document["tags"] == {"latest": index_digest}
+    assert set(document["manifests"]) == {index_digest, amd64[0], arm64[0]}
+    index_entry = document["manifests"][index_digest]
+    assert index_entry["media_type"] == oci.OCI_INDEX
+    assert index_entry["size"] == len(index_raw)
+    assert index_entry["platforms"] == [{"digest": amd64[0], "platform": platforms[0]},
+                                        {"digest": arm64[0], "platform": platforms[1]}]
+    assert document["manifests"][amd64[0]]["platforms"] is None
+    root = published_root(services)
+    for digest, raw in (amd64, arm64, (index_digest, index_raw)):
+        assert fmt.blob_path(root, digest).read_bytes() == raw
+    assert result["manifests"] == 3
+    assert result["blobs"] == 4  # one config per architecture and one layer each
+
+
+def test_an_empty_repository_publishes_an_empty_version(services):
+    repo = make_repository(services, "empty")
+    result = publish_repository(services, repo["_id"])
+    document = live_document(services, "empty")
+    assert (document["tags"], document["manifests"], document["blobs"]) == ({}, {}, {})
+    assert result["tags"] == result["manifests"] == result["blobs"] == 0
+
+
+def test_publish_reports_progress_of_each_step(services):
+    repo = make_repository(services, "progress")
+    push_image(services, repo, "v1", [b"a", b"b"])
+    reports: list[dict[str, Any]] = []
+    publish_repository(services, repo["_id"], progress=reports.append)
+    assert {"step": "manifests", "done": 1, "total": 1} in reports
+    assert {"step": "blobs", "done": 3, "total": 3} in reports
+    assert reports[-1] == {"step": "switch", "done": 1, "total": 1}
+
+
+def test_publishing_an_unknown_repository_fails_and_writes_nothing(services):
+    with pytest.raises(PublishError, match="does not exist"):
+        publish_repository(services, "no-such-repo")
+    assert not (published_root(services) / "repositories").exists()
+
+
+def test_content_missing_from_storage_fails_the_publish_and_keeps_the_live_version(services):
+    repo = make_repository(services, "broken")
+    push_image(services, repo, "v1", [b"good"])
+    good = publish_repository(services, repo["_id"])
+    lost_layer = b"about to be lost"
+    push_image(services, repo, "v2", [lost_layer])
+    services.storage.delete(oci.compute_digest(lost_layer))
+
+    with pytest.raises(PublishError, match="missing from content storage"):
+        publish_repository(services, repo["_id"])
+    current = fmt.repository_dir(published_root(services), "broken") / "current"
+    assert os.readlink(current) == f"versions/{good['version']}"
+    assert set(live_document(services, "broken")["tags"]) == {"v1"}
+
+
+def test_unpublish_removes_the_repository_and_bumps_generation(services):
+    kept = make_repository(services, "kept")
+    gone = make_repository(services, "gone/app")
+    push_image(services, kept, "v1", [b"kept layer"])
+    push_image(services, gone, "v1", [b"gone layer"])
+    publish_repository(services, kept["_id"])
+    publish_repository(services, gone["_id"])
+    before = generation(services)
+
+    unpublish_repository(services.settings, "gone/app")
+
+    root = published_root(services)
+    assert not fmt.repository_dir(root, "gone/app").exists()
+    assert fmt.repository_dir(root, "kept").is_dir()
+    assert generation(services) != before
+    assert [p.name for p in root.iterdir() if p.name.startswith(".trash")] == []
+
+
+def test_unpublishing_a_repository_never_published_is_a_no_op(services):
+    unpublish_repository(services.settings, "never/published")
+    assert not fmt.repository_dir(published_root(services), "never/published").exists()

@@ -1,0 +1,212 @@
+"""Start real servers for tests: free ports, polling waits, ``pulp-registry dev`` as a subprocess.
+
+Everything binds 127.0.0.1 on a free port and is stopped by the test that
+started it. Waits poll with a deadline; nothing sleeps for a fixed time and
+hopes. When a server fails, its log is printed so the failure says why.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import requests
+
+ACTIVE_TASK_STATES = "waiting,running"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def console_script(name: str) -> str:
+    """Path of an installed console script, preferring the running interpreter's environment."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed; run `pip install -e .` (scripts/test.sh does)")
+    return found
+
+
+def poll(check: Callable[[], Any], deadline_s: float, what: str, interval_s: float = 0.1) -> Any:
+    """Call ``check`` until it returns something truthy; raise ``TimeoutError`` naming ``what``."""
+    deadline = time.monotonic() + deadline_s
+    last_error: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - reported when the deadline passes
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise TimeoutError(f"{what}: not reached within {deadline_s}s{detail}")
+        time.sleep(interval_s)
+
+
+def wait_for_http(url: str, deadline_s: float = 30.0, auth: tuple[str, str] | None = None,
+                  statuses: Iterable[int] = (200,),
+                  alive: Callable[[], None] | None = None) -> requests.Response:
+    """Poll ``url`` until it answers with one of ``statuses``; ``alive`` may raise to stop early."""
+    wanted = set(statuses)
+
+    def check() -> requests.Response | None:
+        if alive is not None:
+            alive()
+        response = requests.get(url, auth=auth, timeout=5)
+        return response if response.status_code in wanted else None
+
+    try:
+        return poll(check, deadline_s, f"GET {url} answering {sorted(wanted)}")
+    except TimeoutError:
+        if alive is not None:
+            alive()
+        raise
+
+
+@dataclass
+class DevServer:
+    """A running ``pulp-registry dev``: admin API + push on ``api_url``, Crane on ``registry_url``."""
+
+    process: subprocess.Popen
+    data_dir: Path
+    log_path: Path
+    api_port: int
+    registry_port: int
+    admin_username: str
+    admin_password: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def admin_host(self) -> str:
+        """``host:port`` of the admin side's registry protocol (push)."""
+        return f"127.0.0.1:{self.api_port}"
+
+    @property
+    def registry_host(self) -> str:
+        """``host:port`` of Crane (pull)."""
+        return f"127.0.0.1:{self.registry_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://{self.registry_host}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.admin_username, self.admin_password)
+
+    @property
+    def creds(self) -> str:
+        """``user:password`` as skopeo's ``--creds`` wants it."""
+        return f"{self.admin_username}:{self.admin_password}"
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"pulp-registry dev exited with {self.process.returncode}:\n{self.log_text()}")
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """An authenticated admin API call; ``path`` starts with ``/pulp/api/v2/``."""
+        kwargs.setdefault("auth", self.auth)
+        kwargs.setdefault("timeout", 30)
+        return requests.request(method, self.api_url + path, **kwargs)
+
+    def tasks(self, states: str) -> list[dict[str, Any]]:
+        response = self.api("GET", "/pulp/api/v2/tasks/", params={"state": states})
+        response.raise_for_status()
+        body = response.json()
+        if isinstance(body, dict):  # tolerate a paged form
+            body = body.get("results", body.get("tasks", []))
+        return list(body)
+
+    def wait_for_tasks(self, deadline_s: float = 120.0) -> None:
+        """Poll until no task is waiting or running (the publish after a push has finished)."""
+        def idle() -> bool:
+            self.check_alive()
+            return not self.tasks(ACTIVE_TASK_STATES)
+
+        poll(idle, deadline_s, "all tasks finished", interval_s=0.2)
+
+    def failed_tasks(self) -> list[dict[str, Any]]:
+        return self.tasks("error")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for ``registry-admin`` pointed at this server, with a private HOME."""
+        env = dict(os.environ)
+        home = self.data_dir.parent / "home"
+        home.mkdir(exist_ok=True)
+        env.update({"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+                    "REGISTRY_ADMIN_URL": self.api_url, "REGISTRY_ADMIN_USERNAME": self.admin_username,
+                    "REGISTRY_ADMIN_PASSWORD": self.admin_password})
+        env.update(extra)
+        return env
+
+
+def _clean_environment() -> dict[str, str]:
+    """The test runner's environment without settings that would redirect the server."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith(("PULP_REGISTRY_", "CRANE_"))}
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 15.0) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=grace_s)
+
+
+@contextlib.contextmanager
+def run_dev_server(tmp_path: Path, admin_password: str = "e2e-admin-password",
+                   extra_args: Iterable[str] = (), deadline_s: float = 60.0) -> Iterator[DevServer]:
+    """Run ``pulp-registry dev`` on free ports with its data under ``tmp_path``; stop it afterwards."""
+    tmp_path = Path(tmp_path)
+    data_dir = tmp_path / "data"
+    log_path = tmp_path / "pulp-registry-dev.log"
+    api_port, registry_port = free_port(), free_port()
+    while registry_port == api_port:
+        registry_port = free_port()
+    argv = [console_script("pulp-registry"), "dev", "--data-dir", str(data_dir),
+            "--api-port", str(api_port), "--registry-port", str(registry_port),
+            "--admin-password", admin_password, *extra_args]
+    env = _clean_environment()
+    env["PYTHONUNBUFFERED"] = "1"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env, cwd=tmp_path)
+    server = DevServer(process, data_dir, log_path, api_port, registry_port, "admin", admin_password)
+    try:
+        wait_for_http(f"{server.api_url}/pulp/api/v2/status/", deadline_s, auth=server.auth,
+                      alive=server.check_alive)
+        wait_for_http(f"{server.registry_url}/v2/", deadline_s, alive=server.check_alive)
+        yield server
+    except BaseException:
+        stop_process(process)
+        sys.stderr.write(f"\n----- log of {' '.join(argv)} -----\n{server.log_text()}\n----- end of log -----\n")
+        raise
+    finally:
+        stop_process(process)
