@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import subprocess
 import tempfile
 import time
@@ -150,8 +151,8 @@ class Pusher:
         else:
             self._say(f"Uploading {len(missing)} of {len(image.blobs)} blobs ({human_size(total)}); "
                       f"{present} already present.")
-            with click.progressbar(length=total, label=f"Pushing {self.reference.name}", file=click.get_text_stream(
-                    "stderr"), show_pos=False, show_percent=True) as bar:
+            with click.progressbar(length=total, label=f"Pushing {self.reference.name}", file=sys.stderr,
+                                   show_pos=False, show_percent=True) as bar:
                 for blob in missing:
                     self._say(f"Uploading {short_digest(blob.digest)} ({human_size(blob.size)})", level=2)
                     self.upload_blob(blob, bar.update)

@@ -9,9 +9,11 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import urlencode
 
-from pulp_registry.registry_errors import DigestInvalid, ManifestInvalid, NameInvalid, TagInvalid
+from pulp_registry.registry_errors import (DigestInvalid, ManifestInvalid, NameInvalid, PaginationNumberInvalid,
+                                          TagInvalid)
 
 # --- media types: the one table -------------------------------------------------
 
@@ -261,3 +263,22 @@ def accepted_media_types(accept_headers: Iterable[str]) -> set[str]:
             if media_type:
                 types.add(media_type)
     return types
+
+
+# --- pagination of tags lists and the catalog -------------------------------------
+
+
+def page_args(args: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """``n`` (None: everything) and ``last`` from the query string; a bad ``n`` is refused."""
+    raw_n = args.get("n")
+    n: int | None = None
+    if raw_n is not None and raw_n != "":
+        if not raw_n.isdigit():
+            raise PaginationNumberInvalid(f"n: {raw_n!r} is not a non-negative integer")
+        n = int(raw_n)
+    return n, args.get("last") or None
+
+
+def next_link(path: str, page: Sequence[str], n: int) -> str:
+    """``Link`` value pointing at the page after ``page`` (a URL relative to the host, as distribution sends)."""
+    return f'<{path}?{urlencode({"last": page[-1], "n": n})}>; rel="next"'

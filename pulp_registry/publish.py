@@ -20,6 +20,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 from pulp_registry import published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
+from pulp_registry.storage import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,6 @@ def _random() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     """Temp file beside ``path`` (a dot name readers ignore), fsync, rename."""
     tmp = path.parent / f".{path.name}.{_random()}.tmp"
@@ -60,7 +53,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _copy_stream(source: BinaryIO, tmp: Path) -> None:
@@ -189,7 +182,7 @@ def _switch_current(repo_dir: Path, version: str) -> str | None:
     finally:
         if tmp_link.is_symlink():
             tmp_link.unlink()
-    _fsync_dir(repo_dir)
+    fsync_dir(repo_dir)
     return previous
 
 
@@ -236,7 +229,7 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
     version_dir = repo_dir / fmt.VERSIONS_DIR / version
     version_dir.mkdir(parents=True)
     _write_atomic(version_dir / fmt.REPOSITORY_JSON, json.dumps(document, indent=1, sort_keys=False).encode())
-    _fsync_dir(version_dir.parent)
+    fsync_dir(version_dir.parent)
 
     previous = _switch_current(repo_dir, version)
     bump_generation(root)
@@ -258,6 +251,6 @@ def unpublish_repository(settings: Any, name: str) -> None:
         return
     trash = root / f".trash-{_random()}"
     os.rename(repo_dir, trash)
-    _fsync_dir(repo_dir.parent)
+    fsync_dir(repo_dir.parent)
     bump_generation(root)
     shutil.rmtree(trash, ignore_errors=True)

@@ -49,7 +49,8 @@ def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
                 yield chunk
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -129,7 +130,7 @@ class FilesystemStorage:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from crane.listing import next_link, page_args, paginate
+from crane.listing import paginate
 from crane.views.base import crane_state, json_response
+from pulp_registry.oci import next_link, page_args
 
 blueprint = Blueprint("catalog", __name__)
 

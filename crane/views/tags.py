@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from crane.listing import next_link, page_args, paginate
+from crane.listing import paginate
 from crane.published import PublishedRepository
 from crane.views.access import pull_access
 from crane.views.base import json_response
+from pulp_registry.oci import next_link, page_args
 
 blueprint = Blueprint("tags", __name__)
 

@@ -6,8 +6,6 @@ task whose href is answered in ``Pulp-Task`` (``registry-admin push`` waits on i
 """
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
@@ -15,16 +13,12 @@ from pulp_registry import content, oci
 from pulp_registry.app import get_services
 from pulp_registry.registry.auth import PULL, PUSH, registry_access
 from pulp_registry.registry.responses import content_response, empty, json_response, manifest_location
-from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown, RegistryError, Unsupported
+from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown, Unsupported
 from pulp_registry.repositories import find_repository_by_name
 
 blueprint = Blueprint("registry_manifests", __name__)
 
 TASK_HREF = "/pulp/api/v2/tasks/{task_id}/"
-
-
-class PaginationNumberInvalid(RegistryError):
-    code, status, default_message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
 
 
 def _read_manifest_body(limit: int) -> bytes:
@@ -88,18 +82,12 @@ def list_tags(name: str) -> Response:
     """Tags in lexical order; ``n`` and ``last`` page through them with a ``Link`` to the next page."""
     services = get_services()
     repo = content.require_repository_by_name(services.db, name)
-    limit_arg, last = request.args.get("n"), request.args.get("last")
-    limit = None
-    if limit_arg is not None:
-        if not limit_arg.isdigit():
-            raise PaginationNumberInvalid(f"n={limit_arg!r} is not a non-negative integer")
-        limit = int(limit_arg)
+    limit, last = oci.page_args(request.args)
     if limit == 0:
         return json_response({"name": name, "tags": []})
     tags = content.tag_names(services.db, repo["_id"], last, None if limit is None else limit + 1)
     headers = {}
     if limit is not None and len(tags) > limit:
         tags = tags[:limit]
-        query = urlencode({"n": limit, "last": tags[-1]})
-        headers["Link"] = f'</v2/{name}/tags/list?{query}>; rel="next"'
+        headers["Link"] = oci.next_link(f"/v2/{name}/tags/list", tags, limit)
     return json_response({"name": name, "tags": tags}, headers=headers)

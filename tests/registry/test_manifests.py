@@ -186,7 +186,7 @@ def test_tags_list_is_sorted_and_pages_with_link(client, auth, push):
     assert response.get_json() == {"name": "my/app", "tags": ["A", "latest", "v1", "v2"]}
     page = client.get("/v2/my/app/tags/list?n=2", headers=auth)
     assert page.get_json()["tags"] == ["A", "latest"]
-    assert page.headers["Link"] == '</v2/my/app/tags/list?n=2&last=latest>; rel="next"'
+    assert page.headers["Link"] == '</v2/my/app/tags/list?last=latest&n=2>; rel="next"'
     rest = client.get("/v2/my/app/tags/list?n=2&last=latest", headers=auth)
     assert rest.get_json()["tags"] == ["v1", "v2"]
     assert "Link" not in rest.headers
