@@ -222,13 +222,18 @@ def store_manifest(services: Any, repo: Repo, raw: bytes, content_type: str | No
     repo_id = repo_id_of(repo)
     manifest = parse_pushed_manifest(raw, content_type, reference)
     check_references(services, repo_id, manifest)
+    _keep_manifest(services, repo_id, raw, manifest, reference)
+    return manifest
+
+
+def _keep_manifest(services: Any, repo_id: str, raw: bytes, manifest: oci.Manifest, reference: str) -> None:
+    """Store a validated manifest's bytes, its unit, its association and its tag."""
     services.storage.put_bytes(raw, manifest.digest)
     _upsert_association(services.db.manifests, {"_id": manifest.digest}, _manifest_doc(manifest))
     _upsert_association(services.db.repo_manifests, {"repo_id": repo_id, "digest": manifest.digest},
                         {"media_type": manifest.media_type, "size": manifest.size, "added": utcnow()})
     if not oci.is_digest(reference):
         set_tag(services.db, repo_id, reference, manifest.digest)
-    return manifest
 
 
 def set_tag(db: Collections, repo_id: str, tag: str, manifest_digest: str) -> None:
@@ -263,7 +268,7 @@ def push_manifest(services: Any, repo_name: str, raw: bytes, content_type: str |
     manifest = parse_pushed_manifest(raw, content_type, reference)
     check_references(services, existing["_id"] if existing else None, manifest)
     repo = existing or ensure_repository(services.db, repo_name)
-    store_manifest(services, repo, raw, content_type, reference)
+    _keep_manifest(services, repo["_id"], raw, manifest, reference)
     return PushedManifest(repo, manifest, request_publish(services, repo["_id"]))
 
 

@@ -22,6 +22,13 @@ DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+jso
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+#: Layers a registry is not expected to hold (Windows base layers and the like).
+FOREIGN_LAYER_MEDIA_TYPES = frozenset({
+    DOCKER_FOREIGN_LAYER,
+    "application/vnd.oci.image.layer.nondistributable.v1.tar",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+})
 DOCKER_SCHEMA1_MANIFEST = "application/vnd.docker.distribution.manifest.v1+json"
 DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -161,7 +168,7 @@ class Manifest:
         """Blobs this manifest needs in the same repository (config first, then layers)."""
         blobs = [self.config.digest] if self.config else []
         blobs.extend(layer.digest for layer in self.layers
-                     if layer.media_type != DOCKER_FOREIGN_LAYER)
+                     if layer.media_type not in FOREIGN_LAYER_MEDIA_TYPES)
         return blobs
 
     @property

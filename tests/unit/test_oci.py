@@ -132,8 +132,12 @@ def test_oci_media_type_may_come_from_content_type_or_shape():
     assert oci.parse_manifest(raw(index(None, oci.OCI_MANIFEST))).media_type == oci.OCI_INDEX
 
 
-def test_foreign_layers_are_not_required_blobs():
-    doc = image_manifest(oci.DOCKER_MANIFEST, oci.DOCKER_CONFIG, oci.DOCKER_FOREIGN_LAYER)
+@pytest.mark.parametrize("media_type, layer_type", [
+    (oci.DOCKER_MANIFEST, oci.DOCKER_FOREIGN_LAYER),
+    (oci.OCI_MANIFEST, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"),
+])
+def test_foreign_layers_are_not_required_blobs(media_type, layer_type):
+    doc = image_manifest(media_type, oci.DOCKER_CONFIG, layer_type)
     assert oci.parse_manifest(raw(doc)).blob_digests == [CONFIG_DIGEST]
 
 
