@@ -85,14 +85,16 @@ class Pusher:
         response = self.client.request("HEAD", f"/v2/{self.reference.name}/blobs/{digest}", expected=(200, 404))
         return response.status_code == 200
 
-    def upload_blob(self, blob: Blob, advance: Callable[[int], None]) -> None:
+    def upload_blob(self, blob: Blob, advance: Callable[[int], None]) -> bool:
+        """Send ``blob``; true if the server mounted a copy it already held instead."""
+        self._say(f"Uploading {short_digest(blob.digest)} ({human_size(blob.size)})", level=2)
         name = self.client.url(f"/v2/{self.reference.name}/blobs/uploads/")
         # OCI 1.1: a mount without ``from`` lets a registry reuse a blob it holds elsewhere (201);
         # otherwise it opens an ordinary session (202).
         started = self.client.request("POST", with_query(name, mount=blob.digest), expected=(201, 202))
         if started.status_code == 201:
             advance(blob.size)
-            return
+            return True
         location = started.headers.get("Location")
         if not location:
             raise AdminError(f"the server opened an upload for {self.reference.name} without a Location")
@@ -102,6 +104,7 @@ class Pusher:
             self.client.request("PUT", target, expected=(201,), data=body,
                                 headers={"Content-Type": "application/octet-stream",
                                          "Content-Length": str(blob.size)})
+        return False
 
     def put_manifest(self, raw: bytes, media_type: str, reference: str, digest: str) -> dict[str, str]:
         response = self.client.request(
@@ -153,9 +156,10 @@ class Pusher:
                       f"{present} already present.")
             with click.progressbar(length=total, label=f"Pushing {self.reference.name}", file=sys.stderr,
                                    show_pos=False, show_percent=True) as bar:
-                for blob in missing:
-                    self._say(f"Uploading {short_digest(blob.digest)} ({human_size(blob.size)})", level=2)
-                    self.upload_blob(blob, bar.update)
+                mounted = [blob for blob in missing if self.upload_blob(blob, bar.update)]
+            if mounted:
+                self._say(f"{len(mounted)} of them the server already held in another repository "
+                          f"and mounted ({human_size(sum(blob.size for blob in mounted))} not sent).")
         headers: dict[str, str] = {}
         for index, manifest in enumerate(image.manifests):
             last = index == len(image.manifests) - 1

@@ -84,13 +84,10 @@ def blob_size(services: Any, repo_id: str | None, digest: str) -> int | None:
     return services.storage.size(digest)
 
 
-def mount_blob(services: Any, repo: Repo, digest: str, source_repo_id: str | None) -> int | None:
-    """Associate a blob the source repository holds with ``repo``; its size, or None if it cannot."""
-    size = blob_size(services, source_repo_id, digest)
-    if size is None:
-        return None
-    add_blob(services, repo, digest, size)
-    return size
+def repositories_holding_blob(db: Collections, digest: str, limit: int = 20) -> list[dict[str, Any]]:
+    """Some repositories that hold ``digest`` (for a mount that names no source)."""
+    repo_ids = [a["repo_id"] for a in db.repo_blobs.find({"digest": digest}, {"repo_id": 1}).limit(limit)]
+    return list(db.repositories.find({"_id": {"$in": repo_ids}})) if repo_ids else []
 
 
 # --- upload sessions ----------------------------------------------------------------

@@ -37,6 +37,15 @@ def authorize(services: Any, action: str, repo_name: str | None) -> dict[str, An
     return user
 
 
+def may_pull(services: Any, repo_name: str) -> bool:
+    """Whether the caller of this request may pull ``repo_name`` (a mount source, say)."""
+    try:
+        authorize(services, PULL, repo_name)
+    except Unauthorized:
+        return False
+    return True
+
+
 def registry_access(action: str) -> Callable[[View], View]:
     """Require ``action`` on the repository named by the view's ``name`` argument, validated first."""
     if action not in ACTIONS:

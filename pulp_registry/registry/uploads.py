@@ -9,13 +9,14 @@ abandoned upload leaves no empty repository behind.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
 from pulp_registry.app import get_services
-from pulp_registry.registry.auth import PUSH, registry_access
+from pulp_registry.registry.auth import PUSH, may_pull, registry_access
 from pulp_registry.registry.responses import blob_created, empty, range_invalid, upload_response
 from pulp_registry.registry_errors import DigestInvalid
 from pulp_registry.repositories import find_repository_by_name
@@ -49,6 +50,31 @@ def _check_content_range(name: str, upload_id: str, size: int) -> None:
                             f"Content-Range {header!r} does not match Content-Length {request.content_length}")
 
 
+def _mountable_size(services: Any, name: str, digest: str, source_name: str | None) -> int | None:
+    """The size of ``digest`` if the caller may mount it into ``name``, else None.
+
+    With ``from`` the blob must be in that repository; without it (OCI 1.1) any
+    repository the caller may pull from will do, so a push of an image the
+    registry already holds elsewhere sends no layer again.
+    """
+    holders: list[str] = []
+    if source_name and oci.NAME_RE.match(source_name):
+        holders.append(source_name)
+    target = find_repository_by_name(services.db, name)
+    if target is not None:
+        holders.append(name)
+    for holder_name in holders:
+        holder = find_repository_by_name(services.db, holder_name)
+        size = content.blob_size(services, holder["_id"] if holder else None, digest)
+        if size is not None and may_pull(services, holder_name):
+            return size
+    if source_name is None:
+        for holder in content.repositories_holding_blob(services.db, digest):
+            if may_pull(services, holder["name"]):
+                return content.blob_size(services, holder["_id"], digest)
+    return None
+
+
 @blueprint.post("/<path:name>/blobs/uploads/")
 @registry_access(PUSH)
 def start_upload(name: str) -> Response:
@@ -59,15 +85,11 @@ def start_upload(name: str) -> Response:
         oci.validate_digest(digest)
         content.put_blob(services, name, digest, request.stream, request.content_length)
         return blob_created(name, digest)
-    mount_digest, source_name = request.args.get("mount"), request.args.get("from")
-    if mount_digest and source_name and oci.is_digest(mount_digest) and oci.NAME_RE.match(source_name):
-        source = find_repository_by_name(services.db, source_name)
-        target = find_repository_by_name(services.db, name)
-        size = content.blob_size(services, source["_id"] if source else None, mount_digest)
-        if size is None and target is not None:
-            size = content.blob_size(services, target["_id"], mount_digest)
+    mount_digest = request.args.get("mount")
+    if mount_digest and oci.is_digest(mount_digest):
+        size = _mountable_size(services, name, mount_digest, request.args.get("from"))
         if size is not None:
-            target = target or content.ensure_repository(services.db, name)
+            target = find_repository_by_name(services.db, name) or content.ensure_repository(services.db, name)
             content.add_blob(services, target, mount_digest, size)
             return blob_created(name, mount_digest)
     # No mount possible: fall back to an ordinary upload session, as the protocol says.

@@ -110,9 +110,14 @@ def test_second_push_uploads_nothing_and_says_so(run_cli, server, tmp_path):
 def test_same_image_pushed_into_a_second_repository_keeps_its_digest(run_cli, server, tmp_path):
     layout = build_oci_layout(tmp_path, "v1", layers=LAYERS)
     push(run_cli, "team/app:v1", layout)
+    server.log.clear()
     result = push(run_cli, "team/other:v1", layout)
     assert result.stdout.strip() == f"{PULL_HOST}/team/other:v1"
     assert server.tag_digest("team/other", "v1") == server.tag_digest("team/app", "v1")
+    # The registry already holds every blob: each is mounted, none is sent again.
+    assert server.log.uploads(), "each blob is offered for a mount"
+    assert {method for method, _ in server.log.uploads()} == {"POST"}
+    assert "mounted" in result.stderr
 
 
 def test_tag_defaults_to_latest(run_cli, server, tmp_path):

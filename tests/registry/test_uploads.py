@@ -163,6 +163,17 @@ def test_mount_from_another_repository_shares_the_blob(client, auth, push, servi
     assert services.db.uploads.count_documents({}) == 0
 
 
+def test_mount_without_from_reuses_a_blob_any_repository_holds(client, auth, push, services):
+    digest = push.blob("source/app", b"layer the registry already has")
+    response = client.post(f"/v2/target/app/blobs/uploads/?mount={digest}", headers=auth)
+    assert response.status_code == 201
+    assert response.headers["Location"] == f"/v2/target/app/blobs/{digest}"
+    assert _blob(client, auth, "target/app", digest).data == b"layer the registry already has"
+    assert services.db.uploads.count_documents({}) == 0
+    unknown = client.post(f"/v2/target/app/blobs/uploads/?mount={sha256(b'nowhere')}", headers=auth)
+    assert unknown.status_code == 202
+
+
 def test_mount_of_a_blob_the_source_lacks_falls_back_to_an_upload_session(client, auth, push, services):
     push.blob("source/app", b"something else")
     missing = sha256(b"never pushed")
