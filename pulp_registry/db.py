@@ -20,6 +20,7 @@ Collections (``_id`` first):
 - ``tasks``: task status documents (see ``tasks.py``).
 - ``locks``: one document per locked resource, owned by a task.
 - ``users``: ``_id`` login, bcrypt ``password_hash``, ``roles``.
+- ``workers``: ``_id`` worker node name, ``last_heartbeat``.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ INDEXES: dict[str, list[IndexModel]] = {
               IndexModel([("resources", ASCENDING)])],
     "locks": [IndexModel([("task_id", ASCENDING)])],
     "users": [],
+    "workers": [],
 }
 
 
@@ -66,6 +68,7 @@ class Collections:
         self.tasks: Collection = database["tasks"]
         self.locks: Collection = database["locks"]
         self.users: Collection = database["users"]
+        self.workers: Collection = database["workers"]
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

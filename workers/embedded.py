@@ -22,6 +22,7 @@ from celery.worker import state as worker_state
 
 from pulp_registry import task_runner
 from pulp_registry.services import Services
+from pulp_registry.worker_heartbeats import Heartbeat
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,11 @@ def start_embedded_worker(celery_app: Celery, services: Services, concurrency: i
                 raise RuntimeError(f"the embedded Celery worker was not consuming after {ready_timeout:.0f} s "
                                    f"(is the broker {celery_app.conf.broker_url!r} reachable?)")
         log.info("embedded Celery worker %s ready (%d threads)", worker.hostname, concurrency)
-        yield worker
+        heartbeat = Heartbeat(services.db, worker.hostname).start()
+        try:
+            yield worker
+        finally:
+            heartbeat.stop()
     finally:
         _stop(worker, thread, shutdown_timeout)
         trace.reset_worker_optimizations(celery_app)

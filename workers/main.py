@@ -8,6 +8,7 @@ from celery import Celery
 from celery.signals import celeryd_after_setup
 
 from pulp_registry import task_runner
+from pulp_registry.worker_heartbeats import Heartbeat
 from pulp_registry.services import Services
 from workers import context
 
@@ -23,9 +24,15 @@ def run_worker(services: Services, celery_app: Celery, argv: list[str]) -> None:
     """
     context.set_services(services)
     task_runner.reap_expired_tasks(services.db)
+    heartbeats: list[Heartbeat] = []
 
     def reap_previous_run(sender: str, **_: Any) -> None:
         task_runner.reap_dead_worker_tasks(services.db, sender)
+        heartbeats.append(Heartbeat(services.db, sender).start())
 
     celeryd_after_setup.connect(reap_previous_run, weak=False, dispatch_uid="pulp_registry.reap_previous_run")
-    celery_app.worker_main(["worker", f"--loglevel={services.settings.log_level.upper()}", *argv])
+    try:
+        celery_app.worker_main(["worker", f"--loglevel={services.settings.log_level.upper()}", *argv])
+    finally:
+        for heartbeat in heartbeats:
+            heartbeat.stop()

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from pulp_registry.api.auth import auth_required
 from pulp_registry.api.responses import json_response
-from pulp_registry.db import isoformat
+from pulp_registry.worker_heartbeats import live_workers
 
 blueprint = Blueprint("api_status", __name__)
 
@@ -54,19 +54,11 @@ def broker_connected(broker_url: str, timeout: float = BROKER_CHECK_TIMEOUT) -> 
 
 
 def known_workers(db: Any) -> list[dict[str, Any]]:
-    """Workers that reported a heartbeat (the ``workers`` collection, written by the workers if present)."""
+    """Workers heard from recently (each records a heartbeat while it runs)."""
     try:
-        documents = list(db.database["workers"].find().sort("_id", 1).limit(1000))
+        return live_workers(db)
     except Exception:  # noqa: BLE001 - the status call reports what it can
         return []
-    workers = []
-    for document in documents:
-        last_heartbeat = next((document[key] for key in ("last_heartbeat", "heartbeat", "updated")
-                               if key in document), None)
-        workers.append({"name": str(document["_id"]),
-                        "last_heartbeat": isoformat(last_heartbeat) if hasattr(last_heartbeat, "tzinfo")
-                        else last_heartbeat})
-    return workers
 
 
 def status_report(services: Any) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import yaml
 
 from pulp_registry.api.status import broker_connected
 from pulp_registry.db import utcnow
+from pulp_registry.worker_heartbeats import record_heartbeat
 
 
 def test_status_reports_versions_database_broker_and_pull_host(client, auth, settings):
@@ -21,8 +23,9 @@ def test_status_reports_versions_database_broker_and_pull_host(client, auth, set
     assert status["pull_host"] == settings.pull_host
 
 
-def test_status_lists_workers_that_sent_a_heartbeat(client, auth, services):
-    services.db.database["workers"].insert_one({"_id": "celery@host-1", "last_heartbeat": utcnow()})
+def test_status_lists_workers_that_sent_a_heartbeat_recently(client, auth, services):
+    record_heartbeat(services.db, "celery@host-1")
+    services.db.workers.insert_one({"_id": "celery@gone", "last_heartbeat": utcnow() - timedelta(minutes=5)})
     workers = client.get("/pulp/api/v2/status/", headers=auth).get_json()["known_workers"]
     assert [worker["name"] for worker in workers] == ["celery@host-1"]
     assert workers[0]["last_heartbeat"].endswith("Z")

@@ -249,3 +249,12 @@ def test_a_task_canceled_before_the_worker_takes_it_is_not_run(broker_services, 
     skipped = broker_services.db.tasks.find_one({"_id": task["_id"]})
     assert (skipped["state"], skipped["started"], skipped["worker"]) == ("canceled", None, None)
     assert not fmt.repository_dir(Path(broker_services.settings.published_dir), "canceled/early").exists()
+
+
+def test_a_running_worker_is_listed_in_status_and_leaves_the_list_when_it_stops(broker_services, auth):
+    client = create_app(broker_services).test_client()
+    with start_embedded_worker(broker_services.celery, broker_services, concurrency=1) as worker:
+        listed = client.get("/pulp/api/v2/status/", headers=auth).get_json()["known_workers"]
+        assert [entry["name"] for entry in listed] == [worker.hostname]
+    after = client.get("/pulp/api/v2/status/", headers=auth).get_json()["known_workers"]
+    assert after == []
