@@ -271,9 +271,7 @@ def push_manifest(services: Any, repo_name: str, raw: bytes, content_type: str |
 
 def request_publish(services: Any, repo_id: str) -> dict[str, Any] | None:
     """Spawn a publish of the repository unless one is still waiting (it will see what was just written)."""
-    waiting = services.db.tasks.find_one({"task_type": "publish", "state": tasks.TaskState.WAITING.value,
-                                          "resources": tasks.repository_resource(repo_id)},
-                                         sort=[("created", -1)])
+    waiting = tasks.find_pending(services.db, "publish", tasks.repository_resource(repo_id))
     if waiting is not None:
         return waiting
     if services.celery is None:

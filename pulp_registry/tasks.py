@@ -67,6 +67,17 @@ def submit(services: Any, task_type: str, resources: Iterable[str], **kwargs: An
     return services.db.tasks.find_one({"_id": task["_id"]}) or task
 
 
+def find_pending(db: Collections, task_type: str, resource: str,
+                 states: Iterable[TaskState] = (TaskState.WAITING,)) -> dict[str, Any] | None:
+    """The newest task of ``task_type`` on ``resource`` still in one of ``states``.
+
+    Asking again for work that is already pending returns that task instead of a twin.
+    """
+    return db.tasks.find_one({"task_type": task_type, "resources": resource,
+                              "state": {"$in": [state.value for state in states]}},
+                             sort=[("created", -1)])
+
+
 def get_task(db: Collections, task_id: str) -> dict[str, Any] | None:
     return db.tasks.find_one({"_id": task_id})
 

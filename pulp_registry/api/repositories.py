@@ -75,8 +75,12 @@ def update_repository(repo_id: str) -> Response:
 @blueprint.delete("/repositories/<repo_id>/")
 @auth_required("delete")
 def delete_repository(repo_id: str) -> Response:
-    repositories.require_repository(_services().db, repo_id)
-    return call_report([_spawn("delete_repository", repo_id)])
+    """202 with the delete task; asked again while it is pending, the same task."""
+    db = _services().db
+    repositories.require_repository(db, repo_id)
+    pending = tasks.find_pending(db, "delete_repository", tasks.repository_resource(repo_id),
+                                 (tasks.TaskState.WAITING, tasks.TaskState.RUNNING))
+    return call_report([pending or _spawn("delete_repository", repo_id)])
 
 
 @blueprint.post("/repositories/<repo_id>/actions/publish/")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pulp_registry import published_format, repositories
+from pulp_registry import published_format, repositories, tasks
 from tests.api.helpers import store_image, wait_task
 
 REPOS = "/pulp/api/v2/repositories/"
@@ -236,3 +236,15 @@ def test_delete_spawns_a_task_that_removes_the_repository_but_keeps_content(clie
     assert services.storage.exists(image.digest)
     # The name is free again.
     assert client.post(REPOS, json={"name": "my/app"}, headers=auth).status_code == 201
+
+
+def test_deleting_again_while_the_delete_is_pending_answers_the_same_task(client, auth, services, create_repo):
+    create_repo("my/app")
+    pending = tasks.create_task(services.db, "delete_repository", [tasks.repository_resource("my-app")],
+                                {"repo_id": "my-app"})  # queued, not yet taken by a worker
+
+    response = client.delete("/pulp/api/v2/repositories/my-app/", headers=auth)
+
+    assert response.status_code == 202
+    assert [t["task_id"] for t in response.get_json()["spawned_tasks"]] == [pending["_id"]]
+    assert services.db.tasks.count_documents({"task_type": "delete_repository"}) == 1
