@@ -18,8 +18,9 @@ from pulp_registry.registry_errors import (API_VERSION, API_VERSION_HEADER, Name
                                            Unsupported, error_response)
 
 from crane.config import CraneSettings
+from crane.fastpath import FastPath
 from crane.published import PublishedTree
-from crane.views import base, blobs, catalog, manifests, tags
+from crane.views import base, blobs, catalog, manifests, referrers, tags
 from crane.views.base import CraneState
 from crane.views.routing import CONVERTERS
 
@@ -28,8 +29,11 @@ log = logging.getLogger("crane")
 READ_METHODS = frozenset(("GET", "HEAD"))
 
 
-def create_app(settings: CraneSettings, tree: PublishedTree | None = None) -> Flask:
+def create_app(settings: CraneSettings, tree: PublishedTree | None = None, fast_path: bool = True) -> Flask:
     """Build a Crane app serving ``settings.data_dir``.
+
+    ``fast_path`` puts ``crane.fastpath.FastPath`` in front (plain manifest GET/HEAD
+    and blob HEAD answered from memory); off, Flask answers everything (tests compare both).
 
     Raises ``crane.published.PublishedFormatError`` if the tree is in a format
     this Crane cannot read, so start-up stops with that message.
@@ -40,7 +44,7 @@ def create_app(settings: CraneSettings, tree: PublishedTree | None = None) -> Fl
     if tree is None:
         tree = PublishedTree(settings.data_dir, settings.poll_interval, settings.manifest_cache_size)
     app.extensions["crane"] = CraneState(settings, tree)
-    for module in (base, catalog, manifests, blobs, tags):
+    for module in (base, catalog, manifests, blobs, tags, referrers):
         app.register_blueprint(module.blueprint)
 
     @app.before_request
@@ -61,6 +65,9 @@ def create_app(settings: CraneSettings, tree: PublishedTree | None = None) -> Fl
     if settings.trusted_proxies:
         count = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)  # type: ignore[method-assign]
+    if fast_path:
+        # Outermost: its answers hold no URLs, so they need no ProxyFix; all else goes on to Flask.
+        app.wsgi_app = FastPath(app.wsgi_app, settings, tree)  # type: ignore[method-assign]
     return app
 
 

@@ -3,7 +3,8 @@
 Built once at start-up by ``load_crane_settings`` from a YAML file
 (``CRANE_CONFIG``), ``CRANE_*`` environment variables and command-line
 overrides, in that order. A wrong key or value stops start-up with a
-``ConfigError`` naming it. Pure: dataclasses and ``pulp_registry.config`` only.
+``ConfigError`` naming it (a ``token_public_key`` is loaded once here, through
+``crane.tokens``, so an unreadable key stops start-up too). No request state.
 """
 from __future__ import annotations
 
@@ -48,10 +49,17 @@ class CraneSettings:
     #: For ``x-accel-redirect``: the internal location prefix mapped to ``<data_dir>/blobs``;
     #: for ``redirect``: the base URL blobs are served from (``<prefix>/<algorithm>/<hex>``).
     blob_url_prefix: str = ""
-    #: Token service realm for the ``WWW-Authenticate`` challenge of protected repositories.
+    #: Token service realm for the ``WWW-Authenticate`` challenge; a path (``/token``) is made
+    #: absolute with the request's (forwarded) scheme and host. Set: token auth is configured.
     token_realm: str = ""
-    #: ``service`` named in that challenge.
+    #: ``service`` named in that challenge, and the ``aud`` a token must carry when set.
     token_service: str = ""
+    #: Off: every pull needs a token, ``/v2/`` answers 401 with a challenge (needs ``token_public_key``).
+    anonymous_pull: bool = True
+    #: PEM public key (or certificate) of the token issuer; tokens are verified with it alone.
+    token_public_key: str = ""
+    #: ``iss`` a token must carry when set.
+    token_issuer: str = ""
     #: Number of proxies in front of Crane whose ``X-Forwarded-*`` headers are trusted.
     trusted_proxies: int = 0
     #: Extra gunicorn config file applied after ``crane/gunicorn.conf.py``.
@@ -81,6 +89,16 @@ class CraneSettings:
             raise ConfigError(f"blob_url_prefix: required when blob_serving is {self.blob_serving}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
+        if self.token_public_key:
+            from crane.tokens import TokenKeyError, load_public_key
+
+            try:
+                load_public_key(self.token_public_key)
+            except TokenKeyError as exc:
+                raise ConfigError(f"token_public_key: {exc}") from None
+        elif not self.anonymous_pull:
+            raise ConfigError("token_public_key: required when anonymous_pull is off "
+                              "(without it no token can be verified and nothing could be pulled)")
 
 
 def load_crane_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> CraneSettings:

@@ -8,6 +8,10 @@ once per ``poll_interval`` a request reads the ``generation`` file; when it
 changed, each repository's ``current`` link is read and only repositories
 whose link target changed are loaded again (always through the version
 directory the link named, so a half-written version is never seen).
+A lookup that misses (unknown name, tag, manifest or blob) reads
+``generation`` at once before a 404 is answered, since another worker may
+already serve a newer version. Referrers are indexed by subject when a
+version is loaded, never per request.
 """
 from __future__ import annotations
 
@@ -50,6 +54,24 @@ class ManifestInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Referrer:
+    """One manifest whose ``subject`` is another: its referrers-API descriptor, encoded once at load."""
+
+    digest: str
+    #: ``artifactType`` as the referrers API reports it (the manifest's, else its config media type).
+    artifact_type: str | None
+    #: The descriptor as JSON text, ready to be joined into the referrers index.
+    descriptor_json: str
+
+    @property
+    def descriptor(self) -> dict[str, Any]:
+        return json.loads(self.descriptor_json)
+
+
+_NO_REFERRERS: Mapping[str, tuple[Referrer, ...]] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class PublishedRepository:
     """One published version of one repository; never changes once built."""
 
@@ -61,6 +83,8 @@ class PublishedRepository:
     manifests: Mapping[str, ManifestInfo]
     blobs: Mapping[str, int]
     sorted_tags: tuple[str, ...]
+    #: Subject digest -> the manifests of this repository that refer to it, by digest.
+    referrers: Mapping[str, tuple[Referrer, ...]] = field(default_factory=lambda: _NO_REFERRERS)
 
     def holds_blob(self, digest: str) -> int | None:
         """Size of ``digest`` if this repository may serve it as a blob (layers, configs, its manifests)."""
@@ -88,6 +112,36 @@ def _platforms(raw: Any) -> tuple[tuple[str, Mapping[str, Any]], ...] | None:
                  for item in raw)
 
 
+def referrer_of(digest: str, info: Mapping[str, Any]) -> Referrer:
+    """The referrers-API entry of a manifest (OCI distribution spec 1.1, "Listing Referrers").
+
+    ``artifactType`` is the manifest's own; if empty, an image manifest's config
+    media type; an index without one has none. Annotations are the manifest's.
+    """
+    media_type = info["media_type"]
+    artifact_type = info.get("artifact_type") or None
+    if artifact_type is None and media_type not in oci.LIST_MEDIA_TYPES:
+        artifact_type = info.get("config_media_type") or None
+    descriptor: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": int(info["size"])}
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if info.get("annotations"):
+        descriptor["annotations"] = dict(info["annotations"])
+    return Referrer(digest, artifact_type, json.dumps(descriptor, separators=(",", ":")))
+
+
+def _referrers(doc_manifests: Mapping[str, Any]) -> Mapping[str, tuple[Referrer, ...]]:
+    by_subject: dict[str, list[Referrer]] = {}
+    for digest, info in doc_manifests.items():
+        subject = info.get("subject")
+        if subject:
+            by_subject.setdefault(oci.validate_digest(subject), []).append(referrer_of(digest, info))
+    if not by_subject:
+        return _NO_REFERRERS
+    return MappingProxyType({subject: tuple(sorted(found, key=lambda referrer: referrer.digest))
+                             for subject, found in by_subject.items()})
+
+
 def parse_repository(doc: Mapping[str, Any], version: str) -> PublishedRepository:
     """Build the in-memory form of a ``repository.json``; raise ValueError if it is not one."""
     if doc.get("format") != fmt.FORMAT_VERSION:
@@ -108,7 +162,7 @@ def parse_repository(doc: Mapping[str, Any], version: str) -> PublishedRepositor
     return PublishedRepository(
         name=name, repo_id=str(doc.get("repo_id", "")), protected=bool(doc.get("protected", False)),
         version=version, tags=MappingProxyType(tags), manifests=MappingProxyType(manifests),
-        blobs=MappingProxyType(blobs), sorted_tags=tuple(sorted(tags)))
+        blobs=MappingProxyType(blobs), sorted_tags=tuple(sorted(tags)), referrers=_referrers(doc["manifests"]))
 
 
 def read_format(root: Path) -> bool:
@@ -218,22 +272,39 @@ class PublishedTree:
         if not self._reload_lock.acquire(blocking=False):
             return
         try:
-            self._next_check = self._clock() + self.poll_interval
-            if not self._format_ok:
-                try:
-                    self._format_ok = read_format(self.root)
-                except PublishedFormatError as exc:
-                    log.error("%s", exc)
-                    return
-                if not self._format_ok:
-                    return
-            generation = self._read_generation()
-            if generation == self._generation:
-                return
-            self._snapshot = self._scan(self._snapshot)
-            self._generation = generation
+            self._refresh_locked()
         finally:
             self._reload_lock.release()
+
+    def refresh_on_miss(self) -> None:
+        """A lookup missed: catch up with the latest publish now, whatever the poll interval says.
+
+        Another worker (or Crane instance) may already serve a newer version, and
+        a client's next request -- the blob of a manifest it just got, a tag it
+        just listed -- can land here. So a miss reads ``generation`` before it is
+        answered with a 404 and, if it moved, reloads (waiting for a reload
+        another thread started). Hits never pay for this.
+        """
+        if self._format_ok and self._read_generation() == self._generation:
+            return
+        with self._reload_lock:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        self._next_check = self._clock() + self.poll_interval
+        if not self._format_ok:
+            try:
+                self._format_ok = read_format(self.root)
+            except PublishedFormatError as exc:
+                log.error("%s", exc)
+                return
+            if not self._format_ok:
+                return
+        generation = self._read_generation()
+        if generation == self._generation:
+            return
+        self._snapshot = self._scan(self._snapshot)
+        self._generation = generation
 
     def _read_generation(self) -> str | None:
         try:

@@ -1,49 +1,171 @@
 """Who may pull what: declared on each view with ``@pull_access``, decided here in one place.
 
-Unprotected repositories allow anonymous pull. Protected ones answer
-``401 UNAUTHORIZED`` with a ``Bearer`` challenge until registry tokens arrive
-(a later issue); ``may_pull`` is where the token check will go.
+A request may pull repository R if R is unprotected and ``anonymous_pull`` is
+on, or its ``Authorization: Bearer`` token (``crane.tokens``) grants ``pull``
+(or ``*``) on R. For an unprotected repository with anonymous pull on, the
+``Authorization`` header is not even read: a token adds nothing there, and a
+fast path may answer such pulls without looking at it.
+
+Refusals follow the Docker distribution registry's token access controller:
+every one is ``401 UNAUTHORIZED`` with ``WWW-Authenticate: Bearer
+realm="<token_realm>",service="<token_service>",scope="repository:<name>:pull"``
+-- with ``error="invalid_token"`` when the token sent is not valid, and
+``error="insufficient_scope"`` when it is valid but lacks the scope.
+Distribution answers 401, not 403, for a missing scope: the challenge tells the
+client which token to fetch, and the token server is what decides.
+
+Existence is hidden the way a token-auth registry hides it: the registry
+answers 401 before revealing anything. When token auth is configured
+(``token_realm`` set, or anonymous pull off), a name the caller may not pull
+answers that same 401 whether it is protected or does not exist; only a caller
+allowed to pull the name learns ``NAME_UNKNOWN``. Without token auth
+configured, an unknown name answers ``NAME_UNKNOWN`` and a protected one 401.
+
+``/v2/`` answers 200 while anonymous pull is on; when it is off, only to a
+valid token (401 with a challenge without scope otherwise). The catalog lists
+what the caller may pull: unprotected repositories if anonymous pull is on,
+plus the existing ones the token grants pull on.
+
+A miss (unknown name, manifest or blob) is answered only after the published
+tree was checked for a newer version (``PublishedTree.refresh_on_miss``): with
+several workers, a client's next request may reach one that has not yet
+noticed the publish another one already serves.
 """
 from __future__ import annotations
 
 from functools import wraps
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from flask import request
 
 from pulp_registry import oci
-from pulp_registry.registry_errors import NameUnknown, Unauthorized
+from pulp_registry.registry_errors import BlobUnknown, ManifestUnknown, NameUnknown, Unauthorized
 
+from crane.config import CraneSettings
 from crane.published import PublishedRepository
-from crane.views.base import crane_state
+from crane.tokens import Grant, InvalidToken, bearer_token
+from crane.views.base import crane_state, external_url
+
+CATALOG_SCOPE = "registry:catalog:*"
+
+
+def anonymous_may_pull(repository: PublishedRepository, settings: CraneSettings) -> bool:
+    """True if anyone may pull ``repository`` without a token (no request state: a fast path may call it)."""
+    return settings.anonymous_pull and not repository.protected
 
 
 def may_pull(repository: PublishedRepository) -> bool:
-    """Anonymous callers may pull unprotected repositories only (no token support yet)."""
-    return not repository.protected
+    """Anonymous callers may pull unprotected repositories while anonymous pull is on."""
+    return anonymous_may_pull(repository, crane_state().settings)
 
 
-def pull_challenge(name: str) -> str:
+def hides_existence(settings: CraneSettings) -> bool:
+    """With token auth configured, unknown and protected names answer alike (see module doc)."""
+    return bool(settings.token_realm) or not settings.anonymous_pull
+
+
+def challenge(scope: str | None = None, error: str | None = None) -> str:
+    """The ``WWW-Authenticate`` value sending a client to the token realm (made absolute if a path)."""
     settings = crane_state().settings
-    realm = settings.token_realm or f"{request.host_url}token"
+    realm = external_url(settings.token_realm) if settings.token_realm else f"{request.host_url}token"
     parts = [f'realm="{realm}"']
     if settings.token_service:
         parts.append(f'service="{settings.token_service}"')
-    parts.append(f'scope="repository:{name}:pull"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    if error:
+        parts.append(f'error="{error}"')
     return "Bearer " + ",".join(parts)
+
+
+def pull_challenge(name: str) -> str:
+    return challenge(f"repository:{name}:pull")
+
+
+def unauthorized(message: str, scope: str | None, error: str | None = None) -> Unauthorized:
+    detail = None
+    if scope:
+        kind, _, rest = scope.partition(":")
+        name, _, action = rest.rpartition(":")
+        detail = [{"Type": kind, "Name": name, "Action": action}]
+    return Unauthorized(message, detail=detail, headers={"WWW-Authenticate": challenge(scope, error)})
+
+
+def caller_grant(scope: str | None) -> Grant | None:
+    """The grant of this request's Bearer token; None without one; 401 ``invalid_token`` for a bad one."""
+    token = bearer_token(request.environ.get("HTTP_AUTHORIZATION"))
+    if token is None:
+        return None
+    verifier = crane_state().verifier
+    if verifier is None:
+        raise unauthorized("this registry accepts no tokens (no token_public_key configured)", scope,
+                           "invalid_token")
+    try:
+        return verifier.verify(token)
+    except InvalidToken as exc:
+        raise unauthorized(f"invalid token: {exc}", scope, "invalid_token") from None
+
+
+def authorize_pull(name: str) -> PublishedRepository:
+    """The published repository ``name`` if this request may pull it; else the registry error to answer."""
+    oci.validate_name(name)
+    state = crane_state()
+    repository = state.tree.repository(name)
+    if repository is None:
+        state.tree.refresh_on_miss()      # published a moment ago, and another worker already serves it?
+        repository = state.tree.repository(name)
+    if repository is not None and anonymous_may_pull(repository, state.settings):
+        return repository
+    if repository is None and not hides_existence(state.settings):
+        raise NameUnknown(f"repository {name} not found", detail={"name": name})
+    scope = f"repository:{name}:pull"
+    grant = caller_grant(scope)
+    if grant is None:
+        raise unauthorized(f"authentication required to pull from {name}", scope)
+    if not grant.may_pull(name):
+        raise unauthorized(f"the token does not grant pull on {name}", scope, "insufficient_scope")
+    if repository is None:
+        raise NameUnknown(f"repository {name} not found", detail={"name": name})
+    return repository
 
 
 def pull_access(view: Callable[..., Any]) -> Callable[..., Any]:
     """Validate ``name``, find its published repository and check pull access; pass the repository on."""
     @wraps(view)
     def wrapper(name: str, **kwargs: Any) -> Any:
-        oci.validate_name(name)
-        repository = crane_state().tree.repository(name)
-        if repository is None:
-            raise NameUnknown(f"repository {name} not found", detail={"name": name})
-        if not may_pull(repository):
-            raise Unauthorized(f"authentication required to pull from {name}",
-                               detail=[{"Type": "repository", "Name": name, "Action": "pull"}],
-                               headers={"WWW-Authenticate": pull_challenge(name)})
-        return view(repository, **kwargs)
+        repository = authorize_pull(name)
+        try:
+            return view(repository, **kwargs)
+        except (ManifestUnknown, BlobUnknown):
+            # A client's previous request may have been answered by a worker that already serves a
+            # newer version (a tag it listed, the blob of a manifest it got): catch up, then ask again.
+            tree = crane_state().tree
+            tree.refresh_on_miss()
+            if tree.repository(name) is repository:
+                raise
+            return view(authorize_pull(name), **kwargs)
     return wrapper
+
+
+def require_registry_access() -> None:
+    """``/v2/``: anyone while anonymous pull is on; otherwise a valid token (any access)."""
+    if crane_state().settings.anonymous_pull:
+        return
+    if caller_grant(None) is None:
+        raise unauthorized("authentication required", None)
+
+
+def pullable_names() -> Sequence[str]:
+    """Sorted names of the published repositories this request may pull (the catalog)."""
+    state = crane_state()
+    snapshot = state.tree.snapshot
+    anonymous = state.settings.anonymous_pull
+    grant = caller_grant(CATALOG_SCOPE)
+    if grant is None:
+        if anonymous:
+            return snapshot.public_names
+        raise unauthorized("authentication required to list repositories", CATALOG_SCOPE)
+    granted = {name for name in grant.pullable() if name in snapshot.repositories}
+    if anonymous:
+        granted.update(snapshot.public_names)
+    return sorted(granted)

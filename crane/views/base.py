@@ -8,13 +8,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
 
 from pulp_registry import oci
 from pulp_registry.registry_errors import NameUnknown
 
 from crane.config import CraneSettings
 from crane.published import PublishedTree
+from crane.tokens import TokenVerifier
 
 blueprint = Blueprint("base", __name__)
 
@@ -25,10 +26,29 @@ class CraneState:
 
     settings: CraneSettings
     tree: PublishedTree
+    #: Built from ``settings.token_public_key`` when not given; None: no token is accepted.
+    verifier: TokenVerifier | None = None
+
+    def __post_init__(self) -> None:
+        if self.verifier is None:
+            object.__setattr__(self, "verifier", TokenVerifier.from_settings(self.settings))
 
 
 def crane_state() -> CraneState:
     return current_app.extensions["crane"]
+
+
+def external_url(url: str) -> str:
+    """``url`` as a client outside reaches it: a path gets the request's scheme and host.
+
+    With ``trusted_proxies`` set, ``create_app`` wraps the app in werkzeug's
+    ProxyFix, so the scheme and host here are the ``X-Forwarded-Proto`` and
+    ``X-Forwarded-Host`` of the trusted proxies; without it, forwarded headers
+    are ignored. An absolute URL is left as configured.
+    """
+    if url.startswith("/") and not url.startswith("//"):
+        return request.host_url.rstrip("/") + url
+    return url
 
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -42,13 +62,18 @@ def health() -> Response:
 
 @blueprint.route("/v2/", methods=["GET", "HEAD"])
 def api_version() -> Response:
+    """200 to anyone while anonymous pull is on; otherwise 401 with a challenge unless the token is valid."""
+    from crane.views.access import require_registry_access   # access imports this module
+
+    require_registry_access()
     return json_response({})
 
 
 @blueprint.route("/v2/<path:rest>", methods=["GET", "HEAD"])
 def not_routed(rest: str) -> Response:
     """Say precisely what is wrong with a path no route took (an invalid name or digest, usually)."""
-    for marker, check in (("/blobs/", oci.validate_digest), ("/manifests/", oci.validate_reference)):
+    for marker, check in (("/blobs/", oci.validate_digest), ("/manifests/", oci.validate_reference),
+                          ("/referrers/", oci.validate_digest)):
         name, found, reference = rest.partition(marker)
         if found:
             oci.validate_name(name)

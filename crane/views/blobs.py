@@ -16,7 +16,7 @@ from pulp_registry.registry_errors import BlobUnknown, RangeNotSatisfiable
 
 from crane.published import PublishedRepository
 from crane.views.access import pull_access
-from crane.views.base import crane_state
+from crane.views.base import crane_state, external_url
 
 blueprint = Blueprint("blobs", __name__)
 
@@ -51,7 +51,8 @@ def get_blob(repository: PublishedRepository, digest: str) -> Response:
         return _stream(state.tree.blob_file(digest), size, headers)
     algorithm, hexdigest = digest.split(":", 1)
     if mode == "redirect":
-        location = f"{state.settings.blob_url_prefix.rstrip('/')}/{algorithm}/{hexdigest}"
+        # A path prefix is made absolute with the (trusted-proxy forwarded) scheme and host.
+        location = external_url(f"{state.settings.blob_url_prefix.rstrip('/')}/{algorithm}/{hexdigest}")
         return Response(status=307, headers={**headers, "Location": location})
     response = Response(status=200, headers=headers, content_type=OCTET_STREAM)
     if mode == "x-accel-redirect":

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from crane.listing import paginate
-from crane.views.base import crane_state, json_response
+from crane.views.access import pullable_names
+from crane.views.base import json_response
 from pulp_registry.oci import next_link, page_args
 
 blueprint = Blueprint("catalog", __name__)
@@ -12,7 +13,8 @@ blueprint = Blueprint("catalog", __name__)
 
 @blueprint.route("/v2/_catalog", methods=["GET", "HEAD"])
 def catalog() -> Response:
+    names = pullable_names()   # 401 before anything else when the caller may list nothing
     n, last = page_args(request.args)
-    page, more = paginate(crane_state().tree.snapshot.public_names, n, last)
+    page, more = paginate(names, n, last)
     headers = {"Link": next_link(request.path, page, n)} if more and n else None
     return json_response({"repositories": page}, headers=headers)
