@@ -10,53 +10,30 @@ from __future__ import annotations
 
 import logging
 import os
-import runpy
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
-from gunicorn.app.base import BaseApplication
 
 from pulp_registry.config import ConfigError
+from pulp_registry.gunicorn_server import GunicornServer
 
 from crane.config import CraneSettings, load_crane_settings
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
 
 
-def gunicorn_file_settings(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Module-level names of a gunicorn config file."""
-    return {key: value for key, value in runpy.run_path(str(path)).items() if not key.startswith("_")}
+def crane_server(settings: CraneSettings) -> GunicornServer:
+    """gunicorn with ``crane/gunicorn.conf.py`` defaults, then ``gunicorn_config``, then Crane's settings."""
+    from crane.app import create_app
 
-
-class CraneServer(BaseApplication):
-    """gunicorn with ``crane/gunicorn.conf.py`` defaults and Crane's settings on top."""
-
-    def __init__(self, settings: CraneSettings) -> None:
-        self.settings = settings
-        super().__init__(prog="crane")
-
-    def load_config(self) -> None:
-        known = self.cfg.settings
-        files = [GUNICORN_CONF] + ([Path(self.settings.gunicorn_config)] if self.settings.gunicorn_config else [])
-        for path in files:
-            for key, value in gunicorn_file_settings(path).items():
-                if key in known:
-                    self.cfg.set(key, value)
-        self.cfg.set("bind", [self.settings.bind])
-        self.cfg.set("workers", self.settings.workers)
-        self.cfg.set("threads", self.settings.threads)
-        self.cfg.set("timeout", self.settings.timeout)
-        self.cfg.set("loglevel", self.settings.log_level.lower())
-        if self.settings.access_log:
-            self.cfg.set("accesslog", "-")
-
-    def load(self) -> Flask:
-        from crane.app import create_app
-
-        return create_app(self.settings)
+    files = [GUNICORN_CONF] + ([Path(settings.gunicorn_config)] if settings.gunicorn_config else [])
+    options: dict[str, Any] = {"bind": [settings.bind], "workers": settings.workers, "threads": settings.threads,
+                               "timeout": settings.timeout, "loglevel": settings.log_level.lower()}
+    if settings.access_log:
+        options["accesslog"] = "-"
+    return GunicornServer("crane", lambda: create_app(settings), files, options)
 
 
 def configure_logging(level: str) -> None:
@@ -96,7 +73,7 @@ def main(data_dir: str | None, bind: str | None, workers: int | None, threads: i
         raise click.ClickException(str(exc)) from None
     click.echo(f"crane: serving {settings.data_dir} on http://{settings.bind}/v2/ "
                f"({settings.workers} workers x {settings.threads} threads)", err=True)
-    CraneServer(settings).run()
+    crane_server(settings).run()
 
 
 if __name__ == "__main__":  # pragma: no cover

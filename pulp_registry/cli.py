@@ -216,11 +216,11 @@ def api(obj: ServerContext, bind: str | None, workers: int | None, config: str |
     settings = obj.settings(config, {"api_bind": bind, "api_workers": workers})
     require_shared_backends(settings, "api")
     from pulp_registry.logging_setup import configure_logging
-    from pulp_registry.wsgi import AdminApiServer
+    from pulp_registry.wsgi import admin_api_server
 
     configure_logging(settings.log_level)
     check_database(settings)
-    AdminApiServer(settings).run()
+    admin_api_server(settings).run()
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},

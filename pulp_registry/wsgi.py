@@ -6,14 +6,12 @@ gunicorn worker, after the fork: gunicorn loads the app in the worker unless
 """
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
-from gunicorn.app.base import BaseApplication
 
 from pulp_registry.config import Settings
+from pulp_registry.gunicorn_server import GunicornServer
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
 
@@ -31,28 +29,14 @@ def create(settings: Settings | None = None) -> Flask:
     return create_app(build_process_services(settings))
 
 
-def gunicorn_defaults() -> dict[str, Any]:
-    """The settings in ``gunicorn.conf.py`` (module-level names that are gunicorn settings)."""
-    return {key: value for key, value in runpy.run_path(str(GUNICORN_CONF)).items() if not key.startswith("_")}
+def admin_api_server(settings: Settings) -> GunicornServer:
+    """gunicorn running the admin API with ``gunicorn.conf.py`` defaults, ``api_bind`` and ``api_workers``.
 
-
-class AdminApiServer(BaseApplication):
-    """gunicorn running the admin API with ``gunicorn.conf.py`` defaults, ``api_bind`` and ``api_workers``."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        super().__init__(prog="pulp-registry api")
-
-    def load_config(self) -> None:
-        known = self.cfg.settings
-        for key, value in gunicorn_defaults().items():
-            if key in known:
-                self.cfg.set(key, value)
-        self.cfg.set("bind", [self.settings.api_bind])
-        self.cfg.set("workers", self.settings.api_workers)
-        self.cfg.set("loglevel", self.settings.log_level.lower())
-        self.cfg.set("proc_name", "pulp-registry-api")
-
-    def load(self) -> Flask:
-        # Runs in each worker after the fork (preload_app is off).
-        return create(self.settings)
+    The app is loaded in each worker after the fork (``preload_app`` is off).
+    """
+    return GunicornServer("pulp-registry api", lambda: create(settings), [GUNICORN_CONF], {
+        "bind": [settings.api_bind],
+        "workers": settings.api_workers,
+        "loglevel": settings.log_level.lower(),
+        "proc_name": "pulp-registry-api",
+    })

@@ -185,9 +185,9 @@ def test_check_config_prints_the_effective_settings_as_yaml_with_passwords_hidde
 # --- the admin API's gunicorn wiring (configuration only: serving it needs a MongoDB server) ---
 
 def test_api_gunicorn_config_takes_bind_and_workers_from_settings_and_allows_long_uploads():
-    from pulp_registry.wsgi import AdminApiServer
+    from pulp_registry.wsgi import admin_api_server
 
-    server = AdminApiServer(Settings(api_bind="127.0.0.1:18080", api_workers=3))
+    server = admin_api_server(Settings(api_bind="127.0.0.1:18080", api_workers=3))
     assert server.cfg.bind == ["127.0.0.1:18080"]
     assert server.cfg.workers == 3
     assert server.cfg.timeout >= 600
