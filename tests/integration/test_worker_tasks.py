@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from celery import current_task
 from celery.signals import task_postrun, task_retry
 
@@ -19,6 +20,8 @@ from pulp_registry.storage import FilesystemStorage
 from tests.integration.conftest import wait_for_task
 from tests.publish.sample_content import make_repository, push_image
 from workers.embedded import start_embedded_worker
+
+pytestmark = pytest.mark.integration
 
 SLOW_ACCESS_SECONDS = 0.2
 
