@@ -149,7 +149,7 @@ class TarTree:
         try:
             self.tar = tarfile.open(path, "r:*")
             members = self.tar.getmembers()
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except (tarfile.TarError, EOFError, OSError):
             raise ArchiveError(f"{path} is not an image archive (neither a tar file nor an image layout directory)") from None
         self.members: dict[str, tarfile.TarInfo] = {}
         for member in members:

@@ -166,7 +166,6 @@ def test_repository_names_with_manifests_and_blobs_components(cranes, content):
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_errors_and_unusual_requests_are_left_to_flask(cranes, content, method):
-    digest = content["oci"].digest
     statuses = {
         "/v2/my/app/manifests/nope": 404,                              # unknown tag
         "/v2/my/app/manifests/sha256:" + "1" * 64: 404,                # unknown digest

@@ -3,75 +3,36 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 import requests
 
 from pulp_registry import content, oci
 from tests.crane.content import Publisher
+from tests.crane.live import running_crane, store_layout
 from tests.images import (build_oci_index_layout, build_oci_layout, layout_blob, layout_descriptor,
                           manifest_digests, skopeo)
-from tests.servers import console_script, free_port, poll, stop_process, wait_for_http
+from tests.servers import poll
 
 pytestmark = pytest.mark.e2e
 
 
-def load_layout(services: Any, repo: dict[str, Any], layout: Path, tag: str) -> str:
-    """Store the image (or index and its images) tagged ``tag`` in an OCI layout into ``repo``."""
-    def store(digest: str, media_type: str, reference: str) -> None:
-        raw = layout_blob(layout, digest)
-        doc = json.loads(raw)
-        for child in doc.get("manifests", []):
-            store(child["digest"], child["mediaType"], child["digest"])
-        for blob in [doc["config"], *doc["layers"]] if "config" in doc else []:
-            content.store_blob(services, repo, layout_blob(layout, blob["digest"]))
-        content.store_manifest(services, repo, raw, media_type, reference)
-
-    descriptor = layout_descriptor(layout, tag)
-    store(descriptor["digest"], descriptor["mediaType"], tag)
-    return descriptor["digest"]
-
-
-class CraneProcess:
-    def __init__(self, process: subprocess.Popen, port: int, log: Path) -> None:
-        self.process, self.port, self.log = process, port, log
-        self.host = f"127.0.0.1:{port}"
-
-    def alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"crane exited with {self.process.returncode}:\n{self.log.read_text()}")
-
-
 @pytest.fixture
-def crane_process(services, tmp_path: Path) -> Iterator[CraneProcess]:
-    published = Path(services.settings.published_dir)
-    port = free_port()
-    log = tmp_path / "crane.log"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CRANE_")}
-    env["CRANE_POLL_INTERVAL"] = "0.2"
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen([console_script("crane"), "--data-dir", str(published),
-                                    "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-                                   stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    server = CraneProcess(process, port, log)
-    try:
-        wait_for_http(f"http://{server.host}/v2/", deadline_s=30, alive=server.alive)
-        yield server
-    finally:
-        stop_process(process)
+def crane_host(services, tmp_path: Path) -> Iterator[str]:
+    with running_crane(services.settings.published_dir, tmp_path / "crane.log") as host:
+        yield host
 
 
-def test_skopeo_inspects_and_copies_an_image_from_crane_under_gunicorn(services, crane_process, tmp_path):
+def test_skopeo_inspects_and_copies_an_image_from_crane_under_gunicorn(services, crane_host, tmp_path):
     layout = build_oci_layout(tmp_path / "build", "1.0", layers=[
         {"etc/motd": b"hello from crane\n", "big.bin": os.urandom(300_000)}, {"etc/second": b"two\n"}])
     publisher = Publisher(services)
     repo = publisher.repository("crane/e2e")
-    manifest_digest = load_layout(services, repo, layout, "1.0")
+    manifest_digest = store_layout(services, repo, layout, "1.0")
     publisher.publish(repo)
-    source = f"docker://{crane_process.host}/crane/e2e:1.0"
+    source = f"docker://{crane_host}/crane/e2e:1.0"
 
     inspected = poll(lambda: json.loads(skopeo("inspect", "--tls-verify=false", source).stdout),
                      20, "skopeo inspect of the published image")
@@ -81,17 +42,17 @@ def test_skopeo_inspects_and_copies_an_image_from_crane_under_gunicorn(services,
     skopeo("copy", "--src-tls-verify=false", source, f"dir:{pulled}")
     assert manifest_digests(pulled) == manifest_digests(layout, "1.0")
 
-    tags = json.loads(skopeo("list-tags", "--tls-verify=false", "docker://" + crane_process.host + "/crane/e2e").stdout)
+    tags = json.loads(skopeo("list-tags", "--tls-verify=false", "docker://" + crane_host + "/crane/e2e").stdout)
     assert tags["Tags"] == ["1.0"]
 
 
-def test_skopeo_copies_all_platforms_of_an_index_and_sees_a_republish(services, crane_process, tmp_path):
+def test_skopeo_copies_all_platforms_of_an_index_and_sees_a_republish(services, crane_host, tmp_path):
     layout = build_oci_index_layout(tmp_path / "build", "multi")
     publisher = Publisher(services)
     repo = publisher.repository("crane/multi")
-    index_digest = load_layout(services, repo, layout, "multi")
+    index_digest = store_layout(services, repo, layout, "multi")
     publisher.publish(repo)
-    source = f"docker://{crane_process.host}/crane/multi:multi"
+    source = f"docker://{crane_host}/crane/multi:multi"
     poll(lambda: skopeo("inspect", "--raw", "--tls-verify=false", source), 20, "index published")
 
     pulled = tmp_path / "pulled-oci"
@@ -107,9 +68,9 @@ def test_skopeo_copies_all_platforms_of_an_index_and_sees_a_republish(services, 
     # A new tag published while Crane runs shows up in every worker without a restart.
     content.set_tag(services.db, repo["_id"], "again", index_digest)
     publisher.publish(repo)
-    url = f"http://{crane_process.host}/v2/crane/multi/tags/list"
+    url = f"http://{crane_host}/v2/crane/multi/tags/list"
     poll(lambda: all(requests.get(url, timeout=5).json()["tags"] == ["again", "multi"] for _ in range(6)),
          20, "republished tags served by every worker")
-    response = requests.head(f"http://{crane_process.host}/v2/crane/multi/manifests/again",
+    response = requests.head(f"http://{crane_host}/v2/crane/multi/manifests/again",
                              headers={"Accept": oci.OCI_INDEX}, timeout=5)
     assert response.headers["Docker-Content-Digest"] == index_digest

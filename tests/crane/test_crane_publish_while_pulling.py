@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,8 @@ import requests
 from pulp_registry import content
 from tests.crane.conftest import ALL_MANIFEST_TYPES
 from tests.crane.content import Publisher
-from tests.servers import console_script, free_port, poll, stop_process, wait_for_http
+from tests.crane.live import running_crane
+from tests.servers import poll
 
 REPUBLISHES = 12
 PULLERS = 2
@@ -33,24 +33,8 @@ DEADLINE_S = 120.0
 @pytest.fixture
 def live_crane(services, tmp_path: Path) -> Iterator[str]:
     """``crane`` with 2 workers polling every 0.2 s; yields ``http://127.0.0.1:PORT``."""
-    port = free_port()
-    log = tmp_path / "crane.log"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CRANE_")}
-    env["CRANE_POLL_INTERVAL"] = "0.2"
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen([console_script("crane"), "--data-dir", services.settings.published_dir,
-                                    "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-                                   stdout=log_file, stderr=subprocess.STDOUT, env=env)
-
-    def alive() -> None:
-        if process.poll() is not None:
-            raise RuntimeError(f"crane exited with {process.returncode}:\n{log.read_text()}")
-
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/v2/", deadline_s=30, alive=alive)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop_process(process)
+    with running_crane(services.settings.published_dir, tmp_path / "crane.log") as host:
+        yield f"http://{host}"
 
 
 def sha256(data: bytes) -> str:
