@@ -10,9 +10,7 @@ workers) spent during a measurement.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,9 @@ from typing import Sequence
 import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+from tests.servers import console_script, free_port  # noqa: E402
+
 BENCH_DIR = Path(__file__).resolve().parent
 CRANE_GUNICORN_CONF = REPO_ROOT / "crane" / "gunicorn.conf.py"
 #: Crane's default threads per worker; the bare Flask app gets the same.
@@ -30,21 +31,12 @@ GUNICORN_THREADS = 4
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def find_tool(name: str) -> str:
     """An installed program, preferring the running interpreter's environment (console scripts)."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise SystemExit(f"{name} is not installed (see benchmarks/README.md for what the benchmark needs)")
-    return found
+    try:
+        return console_script(name)
+    except RuntimeError:
+        raise SystemExit(f"{name} is not installed (see benchmarks/README.md for what the benchmark needs)") from None
 
 
 @dataclass

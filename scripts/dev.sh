@@ -14,26 +14,8 @@ VENV="${VENV:-.venv}"
 
 say() { printf 'scripts/dev.sh: %s\n' "$*" >&2; }
 
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-    say "$PYTHON is missing or older than 3.11; install Python 3.11+ (set PYTHON=python3.11)"
-    exit 1
-fi
-if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    say "$PYTHON cannot create virtual environments: sudo apt-get install python3-venv"
-    exit 1
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-    say "creating virtual environment $VENV"
-    "$PYTHON" -m venv "$VENV"
-fi
-stamp="$VENV/.pulp-registry-installed-dev"
-wanted="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-    say "installing pulp-registry into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e .
-    echo "$wanted" > "$stamp"
-fi
+. scripts/venv.sh
+ensure_venv . .pulp-registry-installed-dev
 
 export PATH="$PWD/$VENV/bin:$PATH"
 exec "$VENV/bin/pulp-registry" dev --data-dir ./data "$@"

@@ -58,24 +58,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # --- Python ---------------------------------------------------------------------------
-if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    say "$PYTHON is $("$PYTHON" --version 2>&1); Python 3.11 or newer is needed (set PYTHON=python3.11)"
-    exit 1
-fi
-if [ ! -x "$VENV/bin/python" ]; then
-    say "creating virtual environment $VENV"
-    "$PYTHON" -m venv "$VENV"
-fi
-
-# Reinstall only when the package metadata changed (the install is editable, so code changes need nothing).
-stamp="$VENV/.pulp-registry-installed"
-wanted="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-    say "installing the project and its test dependencies into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
-    echo "$wanted" > "$stamp"
-fi
+. scripts/venv.sh
+ensure_venv '.[test]' .pulp-registry-installed
 
 # --- the suite ------------------------------------------------------------------------
 # The venv's bin first: tests run pulp-registry, crane and registry-admin as commands.
