@@ -214,14 +214,6 @@ def read_json(tree: Tree, name: str, limit: int = MAX_JSON_SIZE) -> tuple[bytes,
         raise ArchiveError(f"{tree.source}: {name} is not valid JSON ({exc})") from None
 
 
-def sha256_of_stream(handle: IO[bytes]) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    while chunk := handle.read(CHUNK):
-        digest.update(chunk)
-        size += len(chunk)
-    return f"sha256:{digest.hexdigest()}", size
-
-
 # --- finding the image and what it needs ------------------------------------------------
 
 

@@ -106,10 +106,16 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def as_utc(value: datetime | None) -> datetime | None:
+    """mongomock and pymongo without ``tz_aware`` hand back naive UTC datetimes."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
 def isoformat(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC; mongomock and pymongo without ``tz_aware`` hand back naive UTC."""
+    """ISO 8601 in UTC."""
+    value = as_utc(value)
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

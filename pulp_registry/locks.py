@@ -11,13 +11,11 @@ atomic operations are used: no transactions, so it runs on MongoDB and mongomock
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from pulp_registry.db import Collections, DuplicateKeyError, utcnow
-
-#: Task states after which a task holds nothing any more.
-_FINAL_STATES = ("finished", "error", "canceled")
+from pulp_registry.db import Collections, DuplicateKeyError, as_utc, utcnow
+from pulp_registry.tasks import FINAL_STATES
 
 #: mongomock runs each write as Python check-then-act steps, so threads of one
 #: process could interleave inside an "atomic" operation. Serializing our own
@@ -35,13 +33,6 @@ class LockBusy(Exception):
         self.holder_task_id = holder_task_id
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """mongomock and pymongo without ``tz_aware`` hand back naive UTC datetimes."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value
-
-
 def _expired(lock: dict[str, Any], now: datetime) -> bool:
     expires = as_utc(lock.get("expires"))
     return expires is None or expires <= now
@@ -52,7 +43,7 @@ def _holder_is_done(db: Collections, lock: dict[str, Any], task_id: str) -> bool
     if lock.get("task_id") == task_id:
         return True
     holder = db.tasks.find_one({"_id": lock.get("task_id")}, {"state": 1})
-    return holder is None or holder.get("state") in _FINAL_STATES
+    return holder is None or holder.get("state") in FINAL_STATES
 
 
 def acquire(db: Collections, resources: Iterable[str], task_id: str, worker: str,

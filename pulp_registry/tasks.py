@@ -20,10 +20,6 @@ class TaskState(str, enum.Enum):
     ERROR = "error"
     CANCELED = "canceled"
 
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATES
-
 
 FINAL_STATES = frozenset({TaskState.FINISHED, TaskState.ERROR, TaskState.CANCELED})
 

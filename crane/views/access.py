@@ -78,10 +78,6 @@ def challenge(scope: str | None = None, error: str | None = None) -> str:
     return "Bearer " + ",".join(parts)
 
 
-def pull_challenge(name: str) -> str:
-    return challenge(f"repository:{name}:pull")
-
-
 def unauthorized(message: str, scope: str | None, error: str | None = None) -> Unauthorized:
     detail = None
     if scope:
