@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="GET load tool: wrk when installed (auto), or httpload for every metric")
     parser.add_argument("--blob-runs", type=int, default=5, help="downloads per 100 MiB blob GET figure (5)")
     parser.add_argument("--parallel-downloads", type=int, default=4, help="simultaneous downloads (4)")
-    parser.add_argument("--pull-runs", type=int, default=5, help="skopeo pulls per image after a warm-up (5)")
+    parser.add_argument("--pull-runs", type=int, default=11, help="skopeo pulls per image after a warm-up (11)")
     parser.add_argument("--json", dest="json_path", help="also write every figure to this JSON file")
     parser.add_argument("--tmpdir", help="where the temporary content goes (default: the system's)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (servers' logs)")
