@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,21 @@ def crane_server(settings: CraneSettings) -> GunicornServer:
     if settings.access_log:
         options["accesslog"] = "-"
     return GunicornServer("crane", lambda: create_app(settings), files, options)
+
+
+def check_bind(bind: str) -> None:
+    """Fail now if ``bind`` is taken: each gunicorn worker opens its own ``SO_REUSEPORT`` socket
+    (``crane/gunicorn.conf.py``), so a taken port would otherwise show only as workers failing."""
+    host, _, port = bind.rpartition(":")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if hasattr(socket, "SO_REUSEPORT"):
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {bind}: {exc.strerror or exc}") from None
 
 
 def configure_logging(level: str) -> None:
@@ -71,6 +87,7 @@ def main(data_dir: str | None, bind: str | None, workers: int | None, threads: i
         read_format(Path(settings.data_dir))   # refuse to start on a tree we cannot read
     except PublishedFormatError as exc:
         raise click.ClickException(str(exc)) from None
+    check_bind(settings.bind)
     click.echo(f"crane: serving {settings.data_dir} on http://{settings.bind}/v2/ "
                f"({settings.workers} workers x {settings.threads} threads)", err=True)
     crane_server(settings).run()

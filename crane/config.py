@@ -49,6 +49,9 @@ class CraneSettings:
     #: For ``x-accel-redirect``: the internal location prefix mapped to ``<data_dir>/blobs``;
     #: for ``redirect``: the base URL blobs are served from (``<prefix>/<algorithm>/<hex>``).
     blob_url_prefix: str = ""
+    #: ``stream``: at most this many bytes of a blob wait unsent in the kernel (``TCP_NOTSENT_LOWAT``,
+    #: see ``crane.send_buffer``); 0 leaves the system's setting.
+    send_lowat: int = 16384
     #: Token service realm for the ``WWW-Authenticate`` challenge; a path (``/token``) is made
     #: absolute with the request's (forwarded) scheme and host. Set: token auth is configured.
     token_realm: str = ""
@@ -81,6 +84,8 @@ class CraneSettings:
                 raise ConfigError(f"{key}: must be a positive number, got {getattr(self, key)}")
         if not 0 < self.poll_interval <= 3600:
             raise ConfigError(f"poll_interval: must be between 0 and 3600 seconds, got {self.poll_interval}")
+        if self.send_lowat < 0:
+            raise ConfigError(f"send_lowat: must be 0 or more bytes, got {self.send_lowat}")
         if self.trusted_proxies < 0:
             raise ConfigError(f"trusted_proxies: must be 0 or more, got {self.trusted_proxies}")
         if self.blob_serving not in BLOB_SERVING_MODES:

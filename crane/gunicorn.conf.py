@@ -18,6 +18,11 @@ timeout = 120
 graceful_timeout = 30
 keepalive = 5
 preload_app = True
+# Each worker listens on its own SO_REUSEPORT socket (gunicorn then opens none in the master), so
+# the kernel spreads new connections evenly. On one shared socket the first worker to wake takes
+# them, and a client with a few keep-alive connections could land on one worker: the benchmark saw
+# half the throughput in such rounds. Crane always binds TCP (``bind`` is HOST:PORT).
+reuse_port = True
 # Blob GETs go through the kernel's sendfile: gunicorn uses it for wsgi.file_wrapper responses
 # unless ``sendfile`` is set. Do not set it here: in gunicorn *any* value of ``sendfile``
 # (even True) means --no-sendfile.

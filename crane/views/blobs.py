@@ -1,8 +1,8 @@
 """``GET``/``HEAD /v2/<name>/blobs/<digest>``: a blob, only through a repository that holds it.
 
 HEAD is answered from memory. GET hands the file to the WSGI server's
-``wsgi.file_wrapper`` (gunicorn's sendfile path, corked: see ``crane.corking``;
-werkzeug handles ``Range``),
+``wsgi.file_wrapper`` (gunicorn's sendfile path, with a small kernel queue:
+see ``crane.send_buffer``; werkzeug handles ``Range``),
 or to a front web server (``X-Accel-Redirect``/``X-Sendfile``), or redirects
 to a content URL, as ``blob_serving`` says.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.utils import send_file
 
 from pulp_registry import oci
 from pulp_registry.registry_errors import BlobUnknown, RangeNotSatisfiable
 
-from crane.corking import send_corked_file
 from crane.published import PublishedRepository
+from crane.send_buffer import limit_unsent
 from crane.views.access import pull_access
 from crane.views.base import crane_state, external_url
 
@@ -49,6 +50,7 @@ def get_blob(repository: PublishedRepository, digest: str) -> Response:
     state = crane_state()
     mode = state.settings.blob_serving
     if mode == "stream":
+        limit_unsent(request.environ, state.settings.send_lowat)
         return _stream(state.tree.blob_file(digest), size, headers)
     algorithm, hexdigest = digest.split(":", 1)
     if mode == "redirect":
@@ -65,8 +67,8 @@ def get_blob(repository: PublishedRepository, digest: str) -> Response:
 
 def _stream(path, size: int, headers: dict[str, str]) -> Response:
     try:
-        response = send_corked_file(path, request.environ, mimetype=OCTET_STREAM, conditional=True,
-                                    etag=headers["Docker-Content-Digest"], max_age=MAX_AGE, use_x_sendfile=False)
+        response = send_file(path, request.environ, mimetype=OCTET_STREAM, conditional=True,
+                             etag=headers["Docker-Content-Digest"], max_age=MAX_AGE, use_x_sendfile=False)
     except RequestedRangeNotSatisfiable:
         raise RangeNotSatisfiable(f"requested range is outside the blob's {size} bytes",
                                   headers={"Content-Range": f"bytes */{size}"}) from None

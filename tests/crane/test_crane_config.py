@@ -1,6 +1,7 @@
 """Crane's settings: YAML file, CRANE_* variables, overrides; a wrong key or value names itself."""
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
@@ -60,3 +61,12 @@ def test_the_crane_command_refuses_a_tree_in_an_unknown_format(tmp_path: Path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "pulp-registry-published 7" in result.stderr
+
+
+def test_the_crane_command_stops_at_once_on_a_port_in_use(tmp_path: Path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run([console_script("crane"), "--data-dir", str(tmp_path), "--bind", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr

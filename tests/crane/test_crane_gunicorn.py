@@ -74,3 +74,14 @@ def test_skopeo_copies_all_platforms_of_an_index_and_sees_a_republish(services, 
     response = requests.head(f"http://{crane_host}/v2/crane/multi/manifests/again",
                              headers={"Accept": oci.OCI_INDEX}, timeout=5)
     assert response.headers["Docker-Content-Digest"] == index_digest
+
+
+def listening_sockets(port: int) -> int:
+    """LISTEN entries for ``port`` in the kernel's TCP table."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "0A")
+
+
+def test_each_worker_listens_on_its_own_socket_so_the_kernel_spreads_connections(crane_host):
+    port = int(crane_host.rsplit(":", 1)[1])
+    assert poll(lambda: listening_sockets(port) == 2 or None, 20, "two listening sockets, one per worker")
