@@ -6,6 +6,7 @@ back from the kernel.
 """
 from __future__ import annotations
 
+import contextlib
 import socket
 from typing import Any, Iterator
 
@@ -29,14 +30,20 @@ def publish_layer(publisher, crane) -> tuple[str, bytes]:
     return image.layers[0]
 
 
-@pytest.fixture
-def connection() -> Iterator[socket.socket]:
+@contextlib.contextmanager
+def loopback_connection() -> Iterator[socket.socket]:
     """The server's end of a real loopback TCP connection."""
     with socket.create_server(("127.0.0.1", 0)) as listener, \
             socket.create_connection(listener.getsockname()) as _client:
         server_end, _ = listener.accept()
         with server_end:
             yield server_end
+
+
+@pytest.fixture
+def connection() -> Iterator[socket.socket]:
+    with loopback_connection() as server_end:
+        yield server_end
 
 
 def unsent_limit(sock: socket.socket) -> int:
@@ -71,13 +78,11 @@ def test_a_configured_limit_is_used_and_zero_leaves_the_socket_alone(publisher, 
 
     untouched = make_crane(send_lowat=0)
     untouched.tick()
-    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname()):
-        other, _ = listener.accept()
-        with other:
-            status, body = call_as_gunicorn(untouched, other, f"/v2/my/app/blobs/{digest}")
-            body.close()
-            assert status.startswith("200")
-            assert unsent_limit(other) == 0
+    with loopback_connection() as other:
+        status, body = call_as_gunicorn(untouched, other, f"/v2/my/app/blobs/{digest}")
+        body.close()
+        assert status.startswith("200")
+        assert unsent_limit(other) == 0
 
 
 def test_a_head_leaves_the_socket_alone(publisher, crane, connection):
