@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from pulp_registry.config import ConfigError, Settings, load_admin_settings
+from pulp_registry.config import SECRET_KEYS, ConfigError, Settings, load_admin_settings
 from pulp_registry.services import Services
 
 PROG = "pulp-registry"
@@ -300,6 +300,11 @@ def check_config(obj: ServerContext, config: str | None) -> None:
     values = dataclasses.asdict(settings)
     for key in ("mongo_url", "broker_url"):
         values[key] = redact_url(values[key])
+    for dotted in SECRET_KEYS:
+        section, _, key = dotted.rpartition(".")
+        holder = values[section] if section else values
+        if holder.get(key):
+            holder[key] = "***"
     source = config or obj.environ.get(CONFIG_ENV) or "no file"
     click.echo(f"# pulp-registry settings: valid ({source}, then PULP_REGISTRY_* variables)")
     click.echo(yaml.safe_dump(values, sort_keys=False).rstrip())

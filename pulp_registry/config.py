@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Mapping, TypeVar, get_type_hints
+from typing import Any, Mapping, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -19,6 +19,67 @@ T = TypeVar("T")
 
 class ConfigError(ValueError):
     """A wrong key or value in the configuration; the message names it."""
+
+
+LDAP_URL_SCHEMES = ("ldap://", "ldaps://")
+
+
+@dataclasses.dataclass(frozen=True)
+class LdapSettings:
+    """The ``ldap:`` section: how logins are checked against a directory (ldap3). Off while ``url`` is empty."""
+
+    #: ``ldap://host:389`` or ``ldaps://host:636``; empty: no directory, local users only.
+    url: str = ""
+    #: Upgrade an ``ldap://`` connection with StartTLS before binding.
+    start_tls: bool = False
+    #: CA certificates (PEM) that sign the directory's certificate; empty: the system's.
+    ca_file: str = ""
+    #: Service account that searches users and groups; empty: anonymous search.
+    bind_dn: str = ""
+    bind_password: str = dataclasses.field(default="", repr=False)
+    #: Where users are searched, and the filter that finds one (``{login}`` is replaced, RFC 4515-escaped).
+    user_search_base: str = ""
+    user_filter: str = "(uid={login})"
+    #: Attribute holding the user's full name, shown in listings.
+    name_attribute: str = "cn"
+    #: Where groups are searched, and the filter that finds a user's groups (``{dn}``, ``{login}`` replaced).
+    group_search_base: str = ""
+    group_filter: str = "(member={dn})"
+    #: LDAP group (common name or DN) -> roles its members hold.
+    group_roles: dict = dataclasses.field(default_factory=dict)
+    #: Roles every directory user holds.
+    default_roles: list = dataclasses.field(default_factory=list)
+    #: Resolve groups inside groups (a member of ``devs`` inside ``staff`` holds ``staff``'s roles).
+    nested_groups: bool = False
+    #: Seconds to wait for the directory before a login fails as unavailable.
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(LDAP_URL_SCHEMES):
+            raise ConfigError(f"ldap.url: {self.url!r} is not an ldap:// or ldaps:// URL")
+        if self.url and not self.user_search_base:
+            raise ConfigError("ldap.user_search_base: required when ldap.url is set")
+        if "{login}" not in self.user_filter:
+            raise ConfigError(f"ldap.user_filter: {self.user_filter!r} must contain {{login}}")
+        if self.start_tls and self.url.startswith("ldaps://"):
+            raise ConfigError("ldap.start_tls: not with an ldaps:// URL (it is TLS already)")
+        if self.bind_password and not self.bind_dn:
+            raise ConfigError("ldap.bind_password: given without ldap.bind_dn")
+        if not 0 < self.timeout <= 300:
+            raise ConfigError(f"ldap.timeout: must be between 0 and 300 seconds, got {self.timeout}")
+        for group, roles in self.group_roles.items():
+            if not isinstance(group, str) or not group:
+                raise ConfigError(f"ldap.group_roles: group {group!r} must be a non-empty string")
+            names = [roles] if isinstance(roles, str) else roles
+            if not isinstance(names, list) or not all(isinstance(role, str) and role for role in names):
+                raise ConfigError(f"ldap.group_roles: {group}: expected a role name or a list of them")
+            self.group_roles[group] = list(names)
+        if not all(isinstance(role, str) and role for role in self.default_roles):
+            raise ConfigError(f"ldap.default_roles: expected a list of role names, got {self.default_roles!r}")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +109,34 @@ class Settings:
     #: Seconds a repository lock survives without a heartbeat from its worker.
     task_lock_timeout: int = 300
     log_level: str = "INFO"
+    #: bcrypt work factor of new password hashes (and of the check an unknown login costs).
+    bcrypt_rounds: int = 12
+    #: Seconds a verified password is remembered (salted, in memory) so a push is not a bcrypt or LDAP
+    #: bind per request; 0: check every time.
+    credential_cache_seconds: int = 60
+    #: Failed logins allowed per login name, and per client address, within ``login_failure_window``.
+    login_failure_limit: int = 10
+    login_failure_window: int = 300
+    #: Seconds an API token from ``registry-admin login`` stays valid.
+    api_token_lifetime: int = 12 * 3600
+    #: Anyone may pull unprotected repositories without logging in (Crane and the admin ``/v2/``).
+    anonymous_pull: bool = True
+    #: Registry tokens (``GET /token``): the signing key (PEM, made at first start with 0600 permissions
+    #: when missing), its public key, the ``iss`` and ``aud`` claims, and their lifetime in seconds.
+    token_private_key: str = ""
+    token_public_key: str = ""
+    token_issuer: str = "pulp-registry"
+    token_service: str = "pulp-registry"
+    token_lifetime: int = 300
+    #: Public URL of the admin side's ``/token`` (the ``realm`` of challenges); empty: this request's host.
+    token_realm: str = ""
+    ldap: LdapSettings = dataclasses.field(default_factory=LdapSettings)
 
     def __post_init__(self) -> None:
+        if not self.token_private_key:
+            object.__setattr__(self, "token_private_key", str(Path(self.data_dir) / "keys" / "token-signing.pem"))
+        if not self.token_public_key:
+            object.__setattr__(self, "token_public_key", str(Path(self.data_dir) / "keys" / "token-public.pem"))
         if not self.storage_path:
             object.__setattr__(self, "storage_path", str(Path(self.data_dir) / "content"))
         if not self.published_dir:
@@ -58,11 +145,24 @@ class Settings:
             raise ConfigError(f"storage_driver: unknown driver {self.storage_driver!r} (known: filesystem)")
         if not self.mongo_url.startswith(("mongodb://", "mongodb+srv://", "mongomock://")):
             raise ConfigError(f"mongo_url: {self.mongo_url!r} is not a mongodb:// or mongomock:// URL")
-        for key in ("max_manifest_size", "task_lock_timeout", "api_workers"):
+        for key in ("max_manifest_size", "task_lock_timeout", "api_workers", "login_failure_limit",
+                    "login_failure_window", "api_token_lifetime", "token_lifetime"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be a positive number, got {getattr(self, key)}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
+        if not 4 <= self.bcrypt_rounds <= 16:
+            raise ConfigError(f"bcrypt_rounds: must be between 4 and 16, got {self.bcrypt_rounds}")
+        if self.credential_cache_seconds < 0:
+            raise ConfigError(f"credential_cache_seconds: must be 0 or more, got {self.credential_cache_seconds}")
+        if self.token_realm and not self.token_realm.startswith(("http://", "https://")):
+            raise ConfigError(f"token_realm: {self.token_realm!r} must be an http:// or https:// URL")
+        if not self.token_issuer or not self.token_service:
+            raise ConfigError("token_issuer and token_service: must not be empty")
+
+
+#: Settings whose values are secrets: never printed, logged or answered.
+SECRET_KEYS = ("ldap.bind_password",)
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
@@ -88,7 +188,37 @@ def _coerce(key: str, value: Any, kind: type) -> Any:
     elif kind is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
+    elif kind in (dict, list):
+        if isinstance(value, str):  # from the environment: YAML (or JSON) text; a list may be comma-separated
+            try:
+                parsed = yaml.safe_load(value) if value.strip() else kind()
+            except yaml.YAMLError:
+                parsed = None
+            if kind is list and isinstance(parsed, str):
+                parsed = [item.strip() for item in parsed.split(",") if item.strip()]
+            value = parsed
+        if isinstance(value, kind):
+            return value
+    elif dataclasses.is_dataclass(kind):
+        if isinstance(value, Mapping):
+            return _build_section(key, kind, value)
     raise ConfigError(f"{key}: expected {kind.__name__}, got {value!r}")
+
+
+def _build_section(key: str, cls: type[T], values: Mapping[str, Any]) -> T:
+    """A nested section (``ldap:``): its keys checked and coerced like the top level's, named ``key.sub``."""
+    types = get_type_hints(cls)
+    coerced: dict[str, Any] = {}
+    for sub, value in values.items():
+        if sub not in types:
+            raise ConfigError(f"{key}.{sub}: unknown setting (known: {', '.join(sorted(types))})")
+        coerced[sub] = _coerce(f"{key}.{sub}", value, _plain(types[sub]))
+    return cls(**coerced)
+
+
+def _plain(kind: Any) -> Any:
+    """``dict[str, list[str]]`` -> ``dict``: values are checked by the dataclass itself."""
+    return get_origin(kind) or kind if get_args(kind) else kind
 
 
 def load_settings(
@@ -122,7 +252,14 @@ def load_settings(
             values[key] = _coerce(key, value, types[key])
     for key, kind in types.items():
         env_name = f"{env_prefix}{key.upper()}"
-        if env_name in environ:
+        if dataclasses.is_dataclass(kind):
+            # A section's keys come one variable each: PULP_REGISTRY_LDAP_URL, PULP_REGISTRY_LDAP_BIND_DN, ...
+            section = dict(values[key].__dict__) if key in values else {}
+            found = {sub: environ[f"{env_name}_{sub.upper()}"] for sub in get_type_hints(kind)
+                     if f"{env_name}_{sub.upper()}" in environ}
+            if found:
+                values[key] = _build_section(key, kind, {**section, **found})
+        elif env_name in environ:
             values[key] = _coerce(env_name, environ[env_name], kind)
     for key, value in (overrides or {}).items():
         if value is None:
