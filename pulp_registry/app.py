@@ -1,16 +1,26 @@
-"""The admin side's Flask app factory: the REST API under /pulp/api/v2/ and push under /v2/."""
+"""The admin side's Flask app factory: the REST API under /pulp/api/v2/, push under /v2/, tokens at /token."""
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+import logging
+
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from pulp_registry import registry_errors
+from pulp_registry.access import AccessDenied, AuthenticationFailed
+from pulp_registry.api import errors as api_errors
 from pulp_registry.api.errors import ApiError, api_error_response
+from pulp_registry.login_limits import TooManyFailures
 from pulp_registry.registry_errors import (API_VERSION, API_VERSION_HEADER, NameUnknown, RegistryError,
                                           Unsupported, error_response)
-from pulp_registry.services import Services
+from pulp_registry.services import Services, current_services
+
+log = logging.getLogger(__name__)
 
 REGISTRY_PREFIX = "/v2"
+TOKEN_PATH = "/token"
+BASIC_CHALLENGE = 'Basic realm="pulp-registry"'
 
 
 def create_app(services: Services) -> Flask:
@@ -19,27 +29,33 @@ def create_app(services: Services) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = None
     app.url_map.strict_slashes = False
 
-    from pulp_registry.api import repositories, status, tasks
-    from pulp_registry.registry import blobs, manifests, uploads, base
+    from pulp_registry.api import login, permissions, repositories, roles, status, tasks, users
+    from pulp_registry.registry import base, blobs, manifests, token, uploads
 
-    for module in (repositories, tasks, status):
+    for module in (repositories, tasks, status, users, roles, permissions, login):
         app.register_blueprint(module.blueprint, url_prefix="/pulp/api/v2")
     for module in (base, uploads, blobs, manifests):
         app.register_blueprint(module.blueprint, url_prefix=REGISTRY_PREFIX)
+    app.register_blueprint(token.blueprint)
 
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(RegistryError, error_response)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(AuthenticationFailed, _authentication_failed)
+    app.register_error_handler(AccessDenied, _access_denied)
+    app.register_error_handler(TooManyFailures, _too_many_failures)
+    _register_directory_errors(app)
     app.after_request(_protocol_headers)
     return app
 
 
-def get_services() -> Services:
-    return current_app.extensions["registry_services"]
-
-
 def _is_registry_request() -> bool:
     return request.path == REGISTRY_PREFIX or request.path.startswith(REGISTRY_PREFIX + "/")
+
+
+def _is_protocol_request() -> bool:
+    """The registry protocol's paths, whose errors take the protocol's JSON form: ``/v2/`` and ``/token``."""
+    return _is_registry_request() or request.path == TOKEN_PATH
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -53,6 +69,62 @@ def _http_error(exc: HTTPException) -> Response:
         error.status = exc.code or 500
         return error_response(error)
     return api_error_response(ApiError(exc.description or exc.name, status=exc.code))
+
+
+def bearer_challenge(scope: str | None = None, error: str | None = None) -> str:
+    """Where a registry client gets a token: the admin side's ``/token`` (``token_realm`` when set)."""
+    settings = current_services().settings
+    realm = settings.token_realm or f"{request.host_url.rstrip('/')}{TOKEN_PATH}"
+    parts = [f'realm="{realm}"', f'service="{settings.token_service}"']
+    if scope:
+        parts.append(f'scope="{scope}"')
+    if error:
+        parts.append(f'error="{error}"')
+    return "Bearer " + ",".join(parts)
+
+
+def _unauthorized(message: str, scope: str | None = None, error: str | None = None) -> Response:
+    detail = None
+    if scope:  # repository:<name>:<actions>, as distribution details it
+        kind, _, rest = scope.partition(":")
+        name, _, actions = rest.rpartition(":")
+        detail = [{"Type": kind, "Name": name, "Action": action} for action in actions.split(",")]
+    challenge = BASIC_CHALLENGE if request.path == TOKEN_PATH else bearer_challenge(scope, error)
+    return error_response(registry_errors.Unauthorized(message, detail=detail,
+                                                       headers={"WWW-Authenticate": challenge}))
+
+
+def _authentication_failed(exc: AuthenticationFailed) -> Response:
+    if _is_protocol_request():
+        return _unauthorized(exc.message, error="invalid_token" if exc.invalid_token else None)
+    return api_error_response(api_errors.NotAuthenticated(exc.message, headers={"WWW-Authenticate": BASIC_CHALLENGE}))
+
+
+def _access_denied(exc: AccessDenied) -> Response:
+    if _is_protocol_request():
+        # The protocol answers 401 either way: the challenge tells the client which token to fetch.
+        return _unauthorized(exc.message, exc.scope, None if exc.caller.anonymous else "insufficient_scope")
+    return api_error_response(api_errors.Forbidden(exc.message))
+
+
+def _too_many_failures(exc: TooManyFailures) -> Response:
+    headers = {"Retry-After": str(exc.retry_after)}
+    if _is_protocol_request():
+        return error_response(registry_errors.TooManyRequests(exc.message, headers=headers))
+    return api_error_response(api_errors.TooManyRequests(exc.message, headers=headers))
+
+
+def _register_directory_errors(app: Flask) -> None:
+    from pulp_registry.ldap_auth import DirectoryUnavailable
+
+    def directory_unavailable(exc: DirectoryUnavailable) -> Response:
+        log.error("login refused: %s", exc)
+        message = "the LDAP directory is unavailable; try again later (local users can still log in)"
+        if _is_protocol_request():
+            return error_response(registry_errors.Unavailable(message))
+        return api_error_response(api_errors.Unavailable(message))
+
+    app.register_error_handler(DirectoryUnavailable, directory_unavailable)
 
 
 def _protocol_headers(response: Response) -> Response:

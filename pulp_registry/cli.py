@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -18,11 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from pulp_registry.config import SECRET_KEYS, ConfigError, Settings, load_admin_settings
+from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import Services
 
 PROG = "pulp-registry"
 CONFIG_ENV = "PULP_REGISTRY_CONFIG"
-ROLE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class DatabaseUnreachable(RuntimeError):
@@ -253,32 +252,38 @@ def worker(obj: ServerContext, concurrency: int | None, config: str | None, cele
 @click.argument("login")
 @click.option("--password", metavar="PW", help="The user's password; asked for (twice) if not given.")
 @click.option("--name", default="", help="Full name shown in listings.")
-@click.option("--role", "roles", multiple=True, default=("admin",), show_default=True,
-              help="Role of the user; repeat for several.")
+@click.option("--role", "roles", multiple=True, default=(SUPER_USERS,), show_default=True,
+              help="Role of the user (it must exist); repeat for several.")
 @config_option
 @click.pass_obj
 def create_user(obj: ServerContext, login: str, password: str | None, name: str,
                 roles: tuple[str, ...], config: str | None) -> None:
     """Create a local user (bcrypt password hash) in the configured MongoDB.
 
+    Meant for the first administrator (a member of super-users); manage the
+    others with `registry-admin user` once the API runs.
+
     \b
     Example:
-      pulp-registry create-user alice --name "Alice Example" --role admin
+      pulp-registry create-user alice --name "Alice Example"
     """
+    from pulp_registry.roles import RoleError, require_roles
     from pulp_registry.users import UserError, create_user as create_local_user
 
     settings = obj.settings(config)
-    for role in roles:
-        if not ROLE_RE.match(role):
-            fail(f"create-user: invalid role {role!r}: 1-64 of letters, digits, '_', '.', '-'")
-    if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if settings.mongo_url.startswith("mongomock://"):
         click.echo(f"{PROG}: warning: mongo_url is {settings.mongo_url!r} (in memory): this user is gone when "
                    f"this command ends; give `{PROG} dev` --admin-password instead", err=True)
     services = obj.build_services(settings)
+    try:  # before asking for a password: a mistyped role must not cost a round of typing
+        require_roles(services.db, roles)
+    except RoleError as exc:
+        fail(f"create-user: {exc}")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
-        create_local_user(services.db, login, password, name=name, roles=list(roles))
+        create_local_user(services.db, login, password, name=name, roles=list(roles),
+                          rounds=settings.bcrypt_rounds)
     except UserError as exc:
         fail(f"create-user: {exc}")
     click.echo(f"created user {login!r} (roles: {', '.join(roles)})")

@@ -19,7 +19,16 @@ Collections (``_id`` first):
 - ``uploads``: blob upload sessions of the push endpoints.
 - ``tasks``: task status documents (see ``tasks.py``).
 - ``locks``: one document per locked resource, owned by a task.
-- ``users``: ``_id`` login, bcrypt ``password_hash``, ``roles``.
+- ``users``: ``_id`` login, ``source`` (``local`` or ``ldap``), bcrypt ``password_hash``
+  (local users), ``roles`` (given by hand) and ``ldap_roles`` (from the directory at
+  the last login): a user holds few roles, and role membership is found by querying.
+- ``roles``: ``_id`` role name, ``description``, ``builtin``, ``changing_until`` (a
+  short lease serializing removals from ``super-users``).
+- ``permissions``: one document per (``subject_type``, ``subject``, ``resource``), with
+  the ``operations`` granted there (at most five).
+- ``api_tokens``: ``_id`` SHA-256 of a token of ``registry-admin login``, ``login``, ``expires``.
+- ``login_failures``: ``_id`` ``login:<name>`` or ``address:<ip>``, failure ``count`` in
+  the window that started at ``window_start``.
 - ``workers``: ``_id`` worker node name, ``last_heartbeat``.
 """
 from __future__ import annotations
@@ -48,7 +57,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     "tasks": [IndexModel([("state", ASCENDING), ("created", DESCENDING)]),
               IndexModel([("resources", ASCENDING)])],
     "locks": [IndexModel([("task_id", ASCENDING)])],
-    "users": [],
+    "users": [IndexModel([("roles", ASCENDING)]), IndexModel([("ldap_roles", ASCENDING)])],
+    "roles": [],
+    "permissions": [IndexModel([("subject_type", ASCENDING), ("subject", ASCENDING), ("resource", ASCENDING)],
+                               unique=True),
+                    IndexModel([("resource", ASCENDING)])],
+    "api_tokens": [IndexModel([("expires", ASCENDING)], expireAfterSeconds=0), IndexModel([("login", ASCENDING)])],
+    "login_failures": [IndexModel([("expires", ASCENDING)], expireAfterSeconds=0)],
     "workers": [],
 }
 
@@ -68,6 +83,10 @@ class Collections:
         self.tasks: Collection = database["tasks"]
         self.locks: Collection = database["locks"]
         self.users: Collection = database["users"]
+        self.roles: Collection = database["roles"]
+        self.permissions: Collection = database["permissions"]
+        self.api_tokens: Collection = database["api_tokens"]
+        self.login_failures: Collection = database["login_failures"]
         self.workers: Collection = database["workers"]
 
     def ensure_indexes(self) -> None:

@@ -102,6 +102,11 @@ class TooManyRequests(RegistryError):
     code, status, default_message = "TOOMANYREQUESTS", 429, "too many requests"
 
 
+class Unavailable(RegistryError):
+    """A service the registry needs (the LDAP directory) does not answer."""
+    code, status, default_message = "UNAVAILABLE", 503, "service unavailable"
+
+
 class PaginationNumberInvalid(RegistryError):
     """``n`` of a tags list or catalog request that is not a non-negative integer (distribution's code)."""
     code, status, default_message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"

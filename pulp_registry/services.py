@@ -24,8 +24,15 @@ class Services:
 
 
 def build_services(settings: Settings, mongo_client: Any = None) -> Services:
-    return Services(
-        settings=settings,
-        db=connect(settings, mongo_client),
-        storage=open_storage(settings.storage_driver, settings.storage_path),
-    )
+    from pulp_registry.roles import ensure_builtin_roles
+
+    db = connect(settings, mongo_client)
+    ensure_builtin_roles(db)
+    return Services(settings=settings, db=db, storage=open_storage(settings.storage_driver, settings.storage_path))
+
+
+def current_services() -> Services:
+    """The services of the Flask app handling this request (blueprints take them from here, not from app.py)."""
+    from flask import current_app
+
+    return current_app.extensions["registry_services"]

@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from pulp_registry.config import Settings
+from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import Services, build_services
 from pulp_registry.users import create_user
 
@@ -27,7 +28,10 @@ def basic_auth(login: str, password: str) -> dict[str, str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=str(tmp_path / "data"), mongo_url="mongomock://", broker_url="memory://")
+    # bcrypt's lowest cost keeps hundreds of tests fast; every request still runs a real bcrypt check
+    # (credentials are not remembered between requests unless a test asks for it).
+    return Settings(data_dir=str(tmp_path / "data"), mongo_url="mongomock://", broker_url="memory://",
+                    bcrypt_rounds=4, credential_cache_seconds=0)
 
 
 @pytest.fixture
@@ -38,8 +42,7 @@ def services(settings: Settings) -> Iterator[Services]:
     services = build_services(settings)
     services.celery = create_celery_app(settings, task_always_eager=True, task_eager_propagates=False)
     context.set_services(services)
-    # bcrypt's lowest cost keeps hundreds of tests fast; every request still runs a real bcrypt check.
-    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD, rounds=4)
+    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD, roles=[SUPER_USERS], rounds=4)
     yield services
 
 

@@ -49,6 +49,14 @@ class Conflict(ApiError):
     status, error = 409, "conflict"
 
 
+class TooManyRequests(ApiError):
+    status, error = 429, "too_many_requests"
+
+
+class Unavailable(ApiError):
+    status, error = 503, "unavailable"
+
+
 def api_error_response(error: ApiError) -> Response:
     response = jsonify(error.to_json())
     response.status_code = error.status

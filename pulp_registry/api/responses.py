@@ -37,6 +37,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
+def empty_response(status: int = 204) -> Response:
+    return Response(b"", status=status)
+
+
 def call_report(tasks: Iterable[dict[str, Any]], result: Any = None) -> Response:
     """Pulp 2's answer to long work: ``202`` with the spawned tasks' hrefs."""
     spawned = [{"_href": task_json(task)["_href"], "task_id": task["_id"]} for task in tasks]

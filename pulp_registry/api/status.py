@@ -12,7 +12,7 @@ import yaml
 from flask import Blueprint
 from werkzeug.wrappers import Response
 
-from pulp_registry.api.auth import auth_required
+from pulp_registry.access import auth_required
 from pulp_registry.api.responses import json_response
 from pulp_registry.worker_heartbeats import live_workers
 
@@ -73,11 +73,12 @@ def status_report(services: Any) -> dict[str, Any]:
 
 
 @blueprint.get("/status/")
-@auth_required("read")
+@auth_required(None)
 def show_status() -> Response:
-    from pulp_registry.app import get_services
+    """Any logged-in user may see whether the registry is healthy (and where to pull from)."""
+    from pulp_registry.services import current_services
 
-    return json_response(status_report(get_services()))
+    return json_response(status_report(current_services()))
 
 
 @functools.lru_cache(maxsize=1)

@@ -10,10 +10,12 @@ from pymongo import ReturnDocument
 from werkzeug.wrappers import Response
 
 from pulp_registry import tasks
-from pulp_registry.api.auth import auth_required
+from pulp_registry.access import auth_required
 from pulp_registry.api.errors import Conflict, InvalidBody, NotFound
 from pulp_registry.api.responses import json_response
 from pulp_registry.db import utcnow
+from pulp_registry.permissions import DELETE, READ
+from pulp_registry.services import current_services
 
 blueprint = Blueprint("api_tasks", __name__)
 log = logging.getLogger(__name__)
@@ -67,33 +69,27 @@ def _revoke(celery: Any, task_id: str) -> None:
         log.debug("could not revoke task %s: %s", task_id, exc)
 
 
-def _services() -> Any:
-    from pulp_registry.app import get_services
-
-    return get_services()
-
-
 @blueprint.get("/tasks/")
-@auth_required("read")
+@auth_required(READ)
 def list_tasks() -> Response:
     states = parse_states(request.args.get("state"))
-    return json_response([tasks.task_json(task) for task in tasks.list_tasks(_services().db, states)])
+    return json_response([tasks.task_json(task) for task in tasks.list_tasks(current_services().db, states)])
 
 
 @blueprint.get("/tasks/<task_id>/")
-@auth_required("read")
+@auth_required(READ)
 def show_task(task_id: str) -> Response:
-    task = tasks.get_task(_services().db, task_id)
+    task = tasks.get_task(current_services().db, task_id)
     if task is None:
         raise NotFound(f"task {task_id!r} does not exist")
     return json_response(tasks.task_json(task))
 
 
 @blueprint.delete("/tasks/<task_id>/")
-@auth_required("delete")
+@auth_required(DELETE)
 def delete_task(task_id: str) -> Response:
     try:
-        task = cancel_task(_services(), task_id)
+        task = cancel_task(current_services(), task_id)
     except TaskNotCancelable as exc:
         raise Conflict(str(exc)) from None
     if task is None:

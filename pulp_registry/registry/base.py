@@ -4,13 +4,13 @@ from __future__ import annotations
 from flask import Blueprint
 from werkzeug.wrappers import Response
 
-from pulp_registry.registry.auth import PULL, registry_access
+from pulp_registry.access import PULL, auth_required
 from pulp_registry.registry.responses import json_response
 
 blueprint = Blueprint("registry_base", __name__)
 
 
 @blueprint.get("/")
-@registry_access(PULL)
+@auth_required(PULL)
 def version_check() -> Response:
     return json_response({})

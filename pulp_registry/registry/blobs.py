@@ -5,8 +5,8 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
-from pulp_registry.app import get_services
-from pulp_registry.registry.auth import PULL, PUSH, registry_access
+from pulp_registry.services import current_services
+from pulp_registry.access import PULL, REMOVE, auth_required
 from pulp_registry.registry.responses import blob_response
 from pulp_registry.registry_errors import BlobUnknown, Unsupported
 from pulp_registry.repositories import find_repository_by_name
@@ -15,9 +15,9 @@ blueprint = Blueprint("registry_blobs", __name__)
 
 
 @blueprint.route("/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
-@registry_access(PULL)
+@auth_required(PULL, repository="name")
 def get_blob(name: str, digest: str) -> Response:
-    services = get_services()
+    services = current_services()
     oci.validate_digest(digest)
     repo = find_repository_by_name(services.db, name)
     size = content.blob_size(services, repo["_id"] if repo else None, digest)
@@ -29,7 +29,7 @@ def get_blob(name: str, digest: str) -> Response:
 
 
 @blueprint.delete("/<path:name>/blobs/<digest>")
-@registry_access(PUSH)
+@auth_required(REMOVE, repository="name")
 def delete_blob(name: str, digest: str) -> Response:
     raise Unsupported("deleting blobs over the registry protocol is not supported; "
                       "remove content with the admin API")

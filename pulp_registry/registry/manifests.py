@@ -10,8 +10,8 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
-from pulp_registry.app import get_services
-from pulp_registry.registry.auth import PULL, PUSH, registry_access
+from pulp_registry.services import current_services
+from pulp_registry.access import PULL, PUSH, REMOVE, auth_required
 from pulp_registry.registry.responses import content_response, empty, json_response, manifest_location
 from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown, Unsupported
 from pulp_registry.repositories import find_repository_by_name
@@ -40,9 +40,9 @@ def _read_manifest_body(limit: int) -> bytes:
 
 
 @blueprint.put("/<path:name>/manifests/<reference>")
-@registry_access(PUSH)
+@auth_required(PUSH, repository="name")
 def put_manifest(name: str, reference: str) -> Response:
-    services = get_services()
+    services = current_services()
     oci.validate_reference(reference)
     raw = _read_manifest_body(services.settings.max_manifest_size)
     pushed = content.push_manifest(services, name, raw, request.headers.get("Content-Type"), reference)
@@ -56,9 +56,9 @@ def put_manifest(name: str, reference: str) -> Response:
 
 
 @blueprint.route("/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
-@registry_access(PULL)
+@auth_required(PULL, repository="name")
 def get_manifest(name: str, reference: str) -> Response:
-    services = get_services()
+    services = current_services()
     oci.validate_reference(reference)
     repo = find_repository_by_name(services.db, name)
     if repo is None:
@@ -70,17 +70,17 @@ def get_manifest(name: str, reference: str) -> Response:
 
 
 @blueprint.delete("/<path:name>/manifests/<reference>")
-@registry_access(PUSH)
+@auth_required(REMOVE, repository="name")
 def delete_manifest(name: str, reference: str) -> Response:
     raise Unsupported("deleting manifests over the registry protocol is not supported yet; "
                       "use the admin API")
 
 
 @blueprint.get("/<path:name>/tags/list")
-@registry_access(PULL)
+@auth_required(PULL, repository="name")
 def list_tags(name: str) -> Response:
     """Tags in lexical order; ``n`` and ``last`` page through them with a ``Link`` to the next page."""
-    services = get_services()
+    services = current_services()
     repo = content.require_repository_by_name(services.db, name)
     limit, last = oci.page_args(request.args)
     if limit == 0:

@@ -15,8 +15,8 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
-from pulp_registry.app import get_services
-from pulp_registry.registry.auth import PUSH, may_pull, registry_access
+from pulp_registry.services import current_services
+from pulp_registry.access import PULL, PUSH, auth_required, current_caller, may
 from pulp_registry.registry.responses import blob_created, empty, range_invalid, upload_response
 from pulp_registry.registry_errors import DigestInvalid
 from pulp_registry.repositories import find_repository_by_name
@@ -66,20 +66,20 @@ def _mountable_size(services: Any, name: str, digest: str, source_name: str | No
     for holder_name in holders:
         holder = find_repository_by_name(services.db, holder_name)
         size = content.blob_size(services, holder["_id"] if holder else None, digest)
-        if size is not None and may_pull(services, holder_name):
+        if size is not None and may(services, current_caller(), PULL, holder_name):
             return size
     if source_name is None:
         for holder in content.repositories_holding_blob(services.db, digest):
-            if may_pull(services, holder["name"]):
+            if may(services, current_caller(), PULL, holder["name"]):
                 return content.blob_size(services, holder["_id"], digest)
     return None
 
 
 @blueprint.post("/<path:name>/blobs/uploads/")
-@registry_access(PUSH)
+@auth_required(PUSH, repository="name")
 def start_upload(name: str) -> Response:
     """Open a session (202), take a whole blob at once (``?digest=``, 201) or mount one (``?mount=&from=``)."""
-    services = get_services()
+    services = current_services()
     digest = request.args.get("digest")
     if digest is not None:
         oci.validate_digest(digest)
@@ -99,17 +99,17 @@ def start_upload(name: str) -> Response:
 
 
 @blueprint.get("/<path:name>/blobs/uploads/<upload_id>")
-@registry_access(PUSH)
+@auth_required(PUSH, repository="name")
 def upload_status(name: str, upload_id: str) -> Response:
-    services = get_services()
+    services = current_services()
     upload = content.get_upload(services, name, upload_id)
     return upload_response(name, upload_id, content.upload_size(services, upload), status=204)
 
 
 @blueprint.patch("/<path:name>/blobs/uploads/<upload_id>")
-@registry_access(PUSH)
+@auth_required(PUSH, repository="name")
 def upload_chunk(name: str, upload_id: str) -> Response:
-    services = get_services()
+    services = current_services()
     upload = content.get_upload(services, name, upload_id)
     _check_content_range(name, upload_id, content.upload_size(services, upload))
     size = content.append_upload(services, upload, request.stream)
@@ -117,10 +117,10 @@ def upload_chunk(name: str, upload_id: str) -> Response:
 
 
 @blueprint.put("/<path:name>/blobs/uploads/<upload_id>")
-@registry_access(PUSH)
+@auth_required(PUSH, repository="name")
 def finish_upload(name: str, upload_id: str) -> Response:
     """Take the last chunk if any, verify the digest of the whole blob, and keep it (201)."""
-    services = get_services()
+    services = current_services()
     upload = content.get_upload(services, name, upload_id)
     digest = request.args.get("digest")
     if not digest:
@@ -134,8 +134,8 @@ def finish_upload(name: str, upload_id: str) -> Response:
 
 
 @blueprint.delete("/<path:name>/blobs/uploads/<upload_id>")
-@registry_access(PUSH)
+@auth_required(PUSH, repository="name")
 def cancel_upload(name: str, upload_id: str) -> Response:
-    services = get_services()
+    services = current_services()
     content.cancel_upload(services, content.get_upload(services, name, upload_id))
     return empty(204, {})
