@@ -65,6 +65,8 @@ class LdapSettings:
             raise ConfigError("ldap.start_tls: not with an ldaps:// URL (it is TLS already)")
         if self.bind_password and not self.bind_dn:
             raise ConfigError("ldap.bind_password: given without ldap.bind_dn")
+        if self.bind_dn and not self.bind_password:
+            raise ConfigError("ldap.bind_password: required with ldap.bind_dn (leave both empty to search anonymously)")
         if not 0 < self.timeout <= 300:
             raise ConfigError(f"ldap.timeout: must be between 0 and 300 seconds, got {self.timeout}")
         for group, roles in self.group_roles.items():

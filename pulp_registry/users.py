@@ -279,7 +279,8 @@ def authenticate(services: Any, login: str, password: str, address: str = "") ->
         checked_hash = True
         if _bcrypt_matches(password, user["password_hash"].encode()):
             verified = user
-    elif settings.ldap.enabled and password:
+    elif settings.ldap.enabled and password and LOGIN_RE.match(login) and login == login.lower():
+        # Directory logins are matched without regard to case; one spelling keeps one local record.
         from pulp_registry import ldap_auth
 
         directory_user = ldap_auth.directory_login(settings.ldap, login, password)
