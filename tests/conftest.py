@@ -17,6 +17,8 @@ from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import Services, build_services
 from pulp_registry.users import create_user
 
+pytest_plugins = ["tests.secrets_guard"]
+
 ADMIN_LOGIN = "admin"
 ADMIN_PASSWORD = "admin-password"
 
