@@ -13,7 +13,12 @@ from admin_client.archives import ArchiveError, open_image
 from admin_client.connection import (CONFIG_ENV, PASSWORD_ENV, URL_ENV, USERNAME_ENV, AdminClient, AdminError,
                                      ConnectionOptions, config_path, prompt_config_file, resolve_config)
 from admin_client.listing import list_group
+from admin_client.login import login, logout
+from admin_client.permissions import permission_group
 from admin_client.reference import InvalidReference, parse_reference
+from admin_client.repos import repo_group
+from admin_client.roles import role_group
+from admin_client.users import user_group, whoami
 
 
 class CliState:
@@ -49,11 +54,17 @@ Connection (first match wins):
   --url/--username/--password, then {URL_ENV}, {USERNAME_ENV}, {PASSWORD_ENV},
   then the config file ~/.config/registry-admin/config.yaml ({CONFIG_ENV} to move it)
   with keys url, verify_tls, ca_bundle, username. The first interactive run offers to write it.
+  Without a password, the token registry-admin login stored there is used until it expires.
 \b
 Examples:
-  registry-admin --url http://127.0.0.1:8080 --username admin push my/app:1.0 --archive app.tar
+  registry-admin login --url http://127.0.0.1:8080 --username admin
+  registry-admin push my/app:1.0 --archive app.tar
   registry-admin list repos
-  registry-admin list my/app --output json""")
+  registry-admin list my/app --output json
+  registry-admin repo update my/app --protected
+  registry-admin user create bob --role readers
+  registry-admin permission grant --role readers --repo my/app --ops read
+  registry-admin whoami""")
 @click.option("--url", metavar="URL", help=f"Admin API URL, e.g. http://127.0.0.1:8080 [env {URL_ENV}].")
 @click.option("--username", "-u", metavar="NAME", help=f"Login [env {USERNAME_ENV}].")
 @click.option("--password", "-p", metavar="PASSWORD", help=f"Password [env {PASSWORD_ENV}; prompted if unset].")
@@ -65,13 +76,13 @@ Examples:
 @click.pass_context
 def cli(ctx: click.Context, url: str | None, username: str | None, password: str | None, no_verify: bool,
         ca_bundle: str | None, interactive: bool | None) -> None:
-    """Manage a pulp-registry: push images, list repositories and tags."""
+    """Manage a pulp-registry: push images; list and manage repositories, users, roles and permissions."""
     ctx.obj = CliState(ConnectionOptions(url=url, username=username, password=password,
                                          verify=False if no_verify else None, ca_bundle=ca_bundle,
                                          interactive=interactive))
 
 
-@cli.command(epilog="""\b
+@cli.command(short_help="Push an image from an archive or docker save.", epilog="""\b
 Examples:
   registry-admin push my/app:1.0 --archive app.tar        # docker save output
   registry-admin push my/app --archive ./oci-layout-dir   # OCI image layout, tag latest
@@ -116,7 +127,7 @@ def push(ctx: click.Context, reference: str, archive: str | None, wait: bool, ti
     click.echo(pusher.pull_reference())
 
 
-@cli.command(epilog="""\b
+@cli.command(short_help="Write the config file by answering prompts.", epilog="""\b
 Example:
   registry-admin configure""")
 def configure() -> None:
@@ -127,7 +138,8 @@ def configure() -> None:
     prompt_config_file(path)
 
 
-cli.add_command(list_group)
+for command in (list_group, repo_group, user_group, role_group, permission_group, login, logout, whoami):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -4,14 +4,20 @@ Precedence for each setting: command-line flag, then ``REGISTRY_ADMIN_*``
 environment variable, then the config file (``~/.config/registry-admin/config.yaml``,
 or the path in ``REGISTRY_ADMIN_CONFIG``). The config file holds the server
 URL, whether to verify TLS, an optional CA bundle and the username, never the
-password. Every failure becomes an ``AdminError``: one line on stderr and exit 1.
+password; after ``registry-admin login`` it also holds an API token and when it
+expires. Credentials: a password given by flag or environment is sent as HTTP
+Basic; otherwise an unexpired token for the same server is sent as
+``Authorization: Bearer``; otherwise the password is prompted for. Every
+failure becomes an ``AdminError``: one line on stderr and exit 1.
 """
 from __future__ import annotations
 
 import os
 import ssl
 import sys
+import tempfile
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
@@ -26,7 +32,12 @@ CONFIG_ENV = "REGISTRY_ADMIN_CONFIG"
 URL_ENV = "REGISTRY_ADMIN_URL"
 USERNAME_ENV = "REGISTRY_ADMIN_USERNAME"
 PASSWORD_ENV = "REGISTRY_ADMIN_PASSWORD"
-CONFIG_KEYS = ("url", "verify_tls", "ca_bundle", "username")
+CONFIG_KEYS = ("url", "verify_tls", "ca_bundle", "username", "token", "token_expires")
+#: The keys ``registry-admin login`` writes and ``logout`` removes.
+TOKEN_KEYS = ("token", "token_expires")
+#: A token this close to its expiry is not sent: the command could outlive it.
+TOKEN_MARGIN = timedelta(seconds=10)
+LOGIN_EXPIRED = "your login has expired; run registry-admin login"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 600.0
 
@@ -43,6 +54,12 @@ class AdminError(click.ClickException):
         click.echo(f"{PROG}: error: {self.format_message()}", file=file, err=file is None)
 
 
+class UsageProblem(AdminError):
+    """Options that do not fit together: one line like every other error, with click's usage exit status."""
+
+    exit_code = 2
+
+
 @dataclass
 class ConnectionOptions:
     """What the global command-line options said (``None`` where they said nothing)."""
@@ -57,10 +74,13 @@ class ConnectionOptions:
 
 @dataclass(frozen=True)
 class ClientConfig:
+    """Where to connect and as whom: Basic with ``password``, or Bearer with ``token`` (from ``login``)."""
+
     url: str
     username: str
-    password: str
+    password: str | None
     verify: bool | str = True
+    token: str | None = None
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
@@ -94,6 +114,8 @@ def load_config_file(path: Path) -> dict[str, Any]:
             raise AdminError(f"config file {path}: unknown key {key!r} (known: {', '.join(CONFIG_KEYS)})")
         if key == "verify_tls" and not isinstance(value, bool):
             raise AdminError(f"config file {path}: verify_tls must be true or false, got {value!r}")
+        if key == "token_expires" and isinstance(value, datetime):
+            data[key] = value = value.isoformat()  # an unquoted time in a hand-edited file
         if key != "verify_tls" and value is not None and not isinstance(value, str):
             raise AdminError(f"config file {path}: {key} must be a string, got {value!r}")
     if data.get("url"):
@@ -104,15 +126,37 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_config_file(path: Path, url: str, verify_tls: bool, username: str) -> None:
+def write_config_file(path: Path, settings: Mapping[str, Any]) -> None:
+    """Replace the config file atomically: a private (0600) temporary file beside it, fsynced, renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"url": url, "verify_tls": verify_tls, "username": username}
+    body = {key: settings[key] for key in CONFIG_KEYS if settings.get(key) is not None}
     text = ("# registry-admin settings; the password is never stored here "
-            f"(pass --password or set {PASSWORD_ENV}).\n" + yaml.safe_dump(body, sort_keys=False))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+            f"(pass --password or set {PASSWORD_ENV}).\n")
+    if body.get("token"):
+        text += "# token: from registry-admin login, valid until token_expires; registry-admin logout revokes it.\n"
+    text += yaml.safe_dump(body, sort_keys=False)
+    descriptor, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:
+        directory = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(directory)
+    except OSError:
+        pass
+    finally:
+        os.close(directory)
 
 
 def _prompt_url(value: str) -> str:
@@ -135,7 +179,7 @@ def prompt_config_file(path: Path) -> dict[str, Any]:
     url = click.prompt("Admin API URL", default="http://127.0.0.1:8080", value_proc=_prompt_url, err=True)
     verify_tls = click.confirm("Verify TLS certificates?", default=True, err=True)
     username = click.prompt("Username", default="admin", err=True)
-    write_config_file(path, url, verify_tls, username)
+    write_config_file(path, {"url": url, "verify_tls": verify_tls, "username": username})
     click.echo(f"Wrote {path}.", err=True)
     return {"url": url, "verify_tls": verify_tls, "username": username}
 
@@ -154,34 +198,35 @@ def is_interactive(options: ConnectionOptions) -> bool:
         return False
 
 
-def resolve_config(options: ConnectionOptions, environ: Mapping[str, str]) -> ClientConfig:
-    """Combine flags, environment and config file; prompt for what is missing when interactive."""
-    interactive = is_interactive(options)
-    path = config_path(environ)
-    file_settings: dict[str, Any] = {}
-    if path.exists():
-        file_settings = load_config_file(path)
-    elif environ.get(CONFIG_ENV) and not (options.url or environ.get(URL_ENV)) and not interactive:
-        raise AdminError(f"config file {path} (from {CONFIG_ENV}) does not exist")
-    url = options.url or environ.get(URL_ENV) or file_settings.get("url")
-    if not url:
-        if not interactive:
-            raise AdminError(_how_to_configure(path))
-        file_settings = offer_config_file(path)
-        url = file_settings["url"]
-    url = check_url(url)
+def token_expiry(settings: Mapping[str, Any]) -> datetime | None:
+    """When the stored token expires (UTC), ``None`` when the file does not say."""
+    value = settings.get("token_expires")
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)  # unreadable: treat as expired
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
-    username = options.username or environ.get(USERNAME_ENV) or file_settings.get("username")
-    if not username:
-        if not interactive:
-            raise AdminError(f"no username: pass --username, set {USERNAME_ENV}, or add username to {path}")
-        username = click.prompt("Username", err=True)
-    password = options.password if options.password is not None else environ.get(PASSWORD_ENV)
-    if password is None:
-        if not interactive:
-            raise AdminError(f"no password for {username}: pass --password or set {PASSWORD_ENV}")
-        password = click.prompt(f"Password for {username} at {url}", hide_input=True, err=True)
 
+def stored_token(settings: Mapping[str, Any], url: str, username: str | None,
+                 now: datetime | None = None) -> tuple[str | None, bool]:
+    """(the token to send, whether a token for this server and user is stored but has expired)."""
+    token = settings.get("token")
+    if not token or not settings.get("url") or check_url(settings["url"]) != url:
+        return None, False
+    if username and settings.get("username") and username != settings["username"]:
+        return None, False  # logged in as someone else: that token must not act for this user
+    expires = token_expiry(settings)
+    now = now or datetime.now(timezone.utc)
+    if expires is not None and expires - TOKEN_MARGIN <= now:
+        return None, True
+    return token, False
+
+
+def tls_verify(options: ConnectionOptions, file_settings: Mapping[str, Any]) -> bool | str:
+    """``requests``' verify: the config file's verify_tls/ca_bundle, overridden by --ca-bundle or --no-verify."""
     verify: bool | str = file_settings.get("verify_tls", True)
     if file_settings.get("ca_bundle") and verify:
         verify = str(Path(file_settings["ca_bundle"]).expanduser())
@@ -189,6 +234,54 @@ def resolve_config(options: ConnectionOptions, environ: Mapping[str, str]) -> Cl
         verify = options.ca_bundle
     if options.verify is False:
         verify = False
+    return verify
+
+
+def read_settings(options: ConnectionOptions, environ: Mapping[str, str]) -> tuple[Path, dict[str, Any]]:
+    """The config file's path and settings (empty when there is none)."""
+    path = config_path(environ)
+    if path.exists():
+        return path, load_config_file(path)
+    if environ.get(CONFIG_ENV) and not (options.url or environ.get(URL_ENV)) and not is_interactive(options):
+        raise AdminError(f"config file {path} (from {CONFIG_ENV}) does not exist")
+    return path, {}
+
+
+def resolve_config(options: ConnectionOptions, environ: Mapping[str, str]) -> ClientConfig:
+    """Combine flags, environment and config file; prompt for what is missing when interactive."""
+    interactive = is_interactive(options)
+    path, file_settings = read_settings(options, environ)
+    url = options.url or environ.get(URL_ENV) or file_settings.get("url")
+    if not url:
+        if not interactive:
+            raise AdminError(_how_to_configure(path))
+        file_settings = offer_config_file(path)
+        url = file_settings["url"]
+    url = check_url(url)
+    verify = tls_verify(options, file_settings)
+
+    named_user = options.username or environ.get(USERNAME_ENV)
+    password = options.password if options.password is not None else environ.get(PASSWORD_ENV)
+    if password is None:
+        token, expired = stored_token(file_settings, url, named_user)
+        if token is not None:
+            return ClientConfig(url=url, username=file_settings.get("username") or named_user or "",
+                                password=None, verify=verify, token=token)
+        if expired and not interactive:
+            raise AdminError(LOGIN_EXPIRED)
+        if expired:
+            click.echo("Your login has expired (registry-admin login starts a new one).", err=True)
+
+    username = named_user or file_settings.get("username")
+    if not username:
+        if not interactive:
+            raise AdminError(f"no username: pass --username, set {USERNAME_ENV}, or add username to {path}")
+        username = click.prompt("Username", err=True)
+    if password is None:
+        if not interactive:
+            raise AdminError(f"no password for {username}: pass --password, set {PASSWORD_ENV}, "
+                             "or run registry-admin login")
+        password = click.prompt(f"Password for {username} at {url}", hide_input=True, err=True)
     return ClientConfig(url=url, username=username, password=password, verify=verify)
 
 
@@ -211,6 +304,17 @@ def error_message(response: requests.Response) -> str:
     return text[0][:200] if text else (response.reason or "no details")
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """``Authorization: Bearer <token>`` (an auth object, so ``requests`` never swaps in .netrc credentials)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
 class AdminClient:
     """A ``requests.Session`` bound to the admin URL; every failure is an ``AdminError``."""
 
@@ -218,7 +322,10 @@ class AdminClient:
         self.config = config
         self.base_url = config.url
         self.session = requests.Session()
-        self.session.auth = (config.username, config.password)
+        if config.token is not None:
+            self.session.auth = BearerAuth(config.token)
+        else:
+            self.session.auth = (config.username, config.password or "")
         self.session.verify = config.verify
         if config.verify is False:
             # The user asked for no verification; one warning per request would bury the output.
@@ -251,11 +358,27 @@ class AdminClient:
 
     def error_for(self, response: requests.Response, method: str = "") -> AdminError:
         if response.status_code == 401:
+            if self.config.token is not None:
+                return AdminError(LOGIN_EXPIRED)
             return AdminError(f"the server at {self.base_url} refused the credentials of user "
                               f"{self.config.username!r} (401 Unauthorized)")
         path = urlsplit(response.url).path if response.url else ""
         request = " ".join(part for part in (method, path) if part)
-        return AdminError(f"{error_message(response)} (HTTP {response.status_code} from {request})")
+        message = error_message(response)
+        retry = ""
+        if response.status_code == 429 and response.headers.get("Retry-After") and "try again" not in message:
+            retry = f"; try again in {response.headers['Retry-After']} seconds"
+        return AdminError(f"{message} (HTTP {response.status_code} from {request}){retry}")
+
+    def send_json(self, method: str, path: str, body: Any = None, expected: Iterable[int] = (200,)) -> Any:
+        """``method`` ``path`` with a JSON body; the answer's JSON (``None`` for an empty answer, e.g. 204)."""
+        response = self.request(method, path, expected=expected, json=body)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise AdminError(f"{method} {path}: the server did not answer JSON") from None
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         response = self.request("GET", path, params=params)

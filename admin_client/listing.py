@@ -57,6 +57,18 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def render_fields(fields: Sequence[tuple[str, Any]]) -> str:
+    """``Label:  value`` lines, values aligned; for one object (``show`` commands)."""
+    width = max((len(label) for label, _ in fields), default=0) + 1
+    return "\n".join(f"{label + ':':<{width}}  {'-' if value in (None, '') else value}".rstrip()
+                     for label, value in fields)
+
+
+def comma_list(values: Any) -> str:
+    """``a, b`` for a list from the API, ``-`` for an empty one."""
+    return ", ".join(str(value) for value in values) if values else "-"
+
+
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
 
@@ -137,7 +149,12 @@ Example:
 @click.pass_context
 def list_repos(ctx: click.Context, output: str) -> None:
     """List repositories with their tag count, size and last publication."""
-    repos = repositories_with_counts(ctx.obj.client())
+    echo_repositories(ctx.obj.client(), output)
+
+
+def echo_repositories(client: AdminClient, output: str) -> None:
+    """The repositories table (or JSON) of ``list repos`` and ``repo list``."""
+    repos = repositories_with_counts(client)
     if output == "json":
         echo_json(repos)
         return

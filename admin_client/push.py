@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import IO, Any, Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -22,10 +21,9 @@ import click
 from admin_client.archives import Blob, Image
 from admin_client.connection import AdminClient, AdminError
 from admin_client.reference import Reference
+from admin_client.tasks import wait_for_task
 
 UPLOAD_CHUNK = 1024 * 1024
-FINAL_TASK_STATES = ("finished", "error", "canceled")
-POLL_INTERVAL = 0.5
 
 
 @dataclass
@@ -116,20 +114,8 @@ class Pusher:
         return dict(response.headers)
 
     def wait_for_task(self, href: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
         self._say("Waiting for the publish task ...", level=0)
-        while True:
-            task = self.client.get_json(href)
-            state = task.get("state")
-            if state in FINAL_TASK_STATES:
-                if state != "finished":
-                    raise AdminError(f"publish task {task.get('task_id', href)} ended {state}: "
-                                     f"{task_error(task)}")
-                return task
-            if time.monotonic() > deadline:
-                raise AdminError(f"publish task {task.get('task_id', href)} still {state} after {timeout:g} s; "
-                                 f"check it later with GET {href}")
-            time.sleep(POLL_INTERVAL)
+        return wait_for_task(self.client, href, timeout, what="publish task")
 
     def pull_reference(self) -> str:
         """``<pull_host>/<name>:<tag>``: where users pull from is Crane's host, which the status call names."""
@@ -173,13 +159,6 @@ class Pusher:
         elif wait:
             self._say("The server named no publish task; not waiting for publication.")
         return PushResult(image.manifest.digest, len(missing), present, total, task)
-
-
-def task_error(task: dict[str, Any]) -> str:
-    error = task.get("error")
-    if isinstance(error, dict):
-        return str(error.get("description") or error.get("message") or error.get("code") or error)
-    return str(error or "no reason given")
 
 
 def human_size(size: float) -> str:

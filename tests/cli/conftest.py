@@ -6,6 +6,7 @@ which requests reached the server, so a test can say what was (not) uploaded.
 """
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +22,22 @@ from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD
 
 
 class RequestLog:
-    """WSGI middleware remembering ``(method, path)`` of every request the server received."""
+    """WSGI middleware remembering ``(method, path)`` of every request the server received.
+
+    ``schemes`` holds, in the same order, the scheme of each request's
+    ``Authorization`` header (``Basic``, ``Bearer``, or ``""`` without one).
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.requests: list[tuple[str, str]] = []
+        self.schemes: list[str] = []
         self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         with self._lock:
             self.requests.append((environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")))
+            self.schemes.append(environ.get("HTTP_AUTHORIZATION", "").split(" ", 1)[0])
         return self.app(environ, start_response)
 
     def uploads(self) -> list[tuple[str, str]]:
@@ -40,6 +47,7 @@ class RequestLog:
     def clear(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.schemes.clear()
 
 
 @dataclass
@@ -105,6 +113,12 @@ def run_cli(server: AdminServer):
                                   catch_exceptions=False)
 
     return run
+
+
+def json_output(result: Result) -> Any:
+    """The JSON a successful ``--output json`` command printed."""
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
 
 
 def one_error_line(result: Result) -> str:

@@ -1,0 +1,168 @@
+"""``registry-admin repo ...``: create, list, show, protect or open, and delete repositories by registry name."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from admin_client.connection import AdminClient, UsageProblem
+from admin_client.listing import (API, OUTPUT_OPTION, echo_json, echo_repositories, human_size, render_fields,
+                                  repository_by_name, short_time)
+from admin_client.prompts import confirm
+from admin_client.reference import validate_name
+from admin_client.tasks import spawned_task_href, wait_for_task
+
+WAIT_OPTION = click.option("--wait/--no-wait", default=True, show_default=True,
+                           help="Wait for the task the server starts.")
+TIMEOUT_OPTION = click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
+                              help="Seconds to wait for the task.")
+
+
+def repository_path(repo: dict[str, Any]) -> str:
+    return f"{API}/repositories/{repo['id']}/"
+
+
+def find_repository(client: AdminClient, name: str) -> dict[str, Any]:
+    """The repository with registry name ``name``, with its counts (the show call)."""
+    validate_name(name)
+    return client.get_json(repository_path(repository_by_name(client, name)))
+
+
+def protection(repo: dict[str, Any]) -> str:
+    return "protected" if repo.get("protected") else "public"
+
+
+def finish_task(client: AdminClient, report: Any, wait: bool, timeout: float, what: str) -> dict[str, Any] | None:
+    """Wait for the call report's task, or say where to follow it."""
+    href = spawned_task_href(report)
+    if href is None:
+        return None
+    if not wait:
+        click.echo(f"Started {what} {href} (not waiting: --no-wait).", err=True)
+        return None
+    click.echo(f"Waiting for the {what} ...", err=True)
+    return wait_for_task(client, href, timeout, what=what)
+
+
+@click.group("repo", short_help="Create, show, update and delete repositories.", epilog="""\b
+Examples:
+  registry-admin repo create team/app --description "the team's app" --protected
+  registry-admin repo list
+  registry-admin repo show team/app
+  registry-admin repo update team/app --public
+  registry-admin repo delete team/app --yes""")
+def repo_group() -> None:
+    """Create, list, show, update and delete repositories (by registry name)."""
+
+
+@repo_group.command("create", short_help="Create an empty repository.", epilog="""\b
+Examples:
+  registry-admin repo create team/app
+  registry-admin repo create team/app --id app --description "the team's app" --protected""")
+@click.argument("name")
+@click.option("--id", "repo_id", metavar="ID", help="Id in admin API paths (default: NAME with '/' as '-').")
+@click.option("--description", metavar="TEXT", help="What the repository holds.")
+@click.option("--protected", is_flag=True, help="Pulls need a token with pull access (default: anyone may pull).")
+@click.pass_context
+def create_repo(ctx: click.Context, name: str, repo_id: str | None, description: str | None,
+                protected: bool) -> None:
+    """Create repository NAME (the name docker pull uses), empty until something is pushed."""
+    validate_name(name)
+    body: dict[str, Any] = {"name": name, "protected": protected}
+    if repo_id is not None:
+        body["id"] = repo_id
+    if description is not None:
+        body["description"] = description
+    repo = ctx.obj.client().send_json("POST", f"{API}/repositories/", body, expected=(201,))
+    click.echo(f"Created repository {repo.get('name', name)} (id {repo.get('id')}, {protection(repo)}).")
+
+
+@repo_group.command("list", epilog="""\b
+Example:
+  registry-admin repo list --output json""")
+@OUTPUT_OPTION
+@click.pass_context
+def list_repos(ctx: click.Context, output: str) -> None:
+    """List repositories with their tag count, size and last publication."""
+    echo_repositories(ctx.obj.client(), output)
+
+
+@repo_group.command("show", short_help="Show a repository's details.", epilog="""\b
+Example:
+  registry-admin repo show team/app --output json""")
+@click.argument("name")
+@OUTPUT_OPTION
+@click.pass_context
+def show_repo(ctx: click.Context, name: str, output: str) -> None:
+    """Show repository NAME: id, description, protection, tags, size, last publication."""
+    repo = find_repository(ctx.obj.client(), name)
+    if output == "json":
+        echo_json(repo)
+        return
+    notes = repo.get("notes") or {}
+    click.echo(render_fields([
+        ("Name", repo.get("name")),
+        ("ID", repo.get("id")),
+        ("Description", repo.get("description")),
+        ("Protected", "yes (pulls need a token)" if repo.get("protected") else "no (anyone may pull)"),
+        ("Tags", repo.get("tag_count", "-")),
+        ("Size", human_size(repo.get("total_size"))),
+        ("Last published", short_time(repo.get("last_published"))),
+        *([("Notes", ", ".join(f"{key}={value}" for key, value in sorted(notes.items())))] if notes else []),
+    ]))
+
+
+@repo_group.command("update", short_help="Protect or open a repository; change its description.", epilog="""\b
+Examples:
+  registry-admin repo update team/app --protected     # pulls need a token from now on
+  registry-admin repo update team/app --public --description "open to all"
+""")
+@click.argument("name")
+@click.option("--protected/--public", "protected", default=None,
+              help="Require a token with pull access to pull, or let anyone pull.")
+@click.option("--description", metavar="TEXT", help="Set the description.")
+@WAIT_OPTION
+@TIMEOUT_OPTION
+@click.pass_context
+def update_repo(ctx: click.Context, name: str, protected: bool | None, description: str | None, wait: bool,
+                timeout: float) -> None:
+    """Make repository NAME protected or public, or change its description.
+
+    A change of protection republishes the repository (Crane must learn it);
+    the command waits for that unless --no-wait.
+    """
+    if protected is None and description is None:
+        raise UsageProblem("nothing to change: pass --protected, --public or --description")
+    client = ctx.obj.client()
+    repo = find_repository(client, name)
+    delta: dict[str, Any] = {}
+    if protected is not None:
+        delta["protected"] = protected
+    if description is not None:
+        delta["description"] = description
+    answer = client.send_json("PUT", repository_path(repo), {"delta": delta}, expected=(200, 202))
+    task = finish_task(client, answer, wait, timeout, "publish task")
+    updated = answer.get("result") if isinstance(answer, dict) and "spawned_tasks" in answer else answer
+    if not isinstance(updated, dict):
+        updated = {**repo, **delta}
+    published = " and published" if task is not None else ""
+    click.echo(f"Updated{published} repository {name}: {protection(updated)}.")
+
+
+@repo_group.command("delete", epilog="""\b
+Example:
+  registry-admin repo delete team/app --yes""")
+@click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required without a terminal).")
+@WAIT_OPTION
+@TIMEOUT_OPTION
+@click.pass_context
+def delete_repo(ctx: click.Context, name: str, yes: bool, wait: bool, timeout: float) -> None:
+    """Delete repository NAME with its tags; pulls of it stop working."""
+    client = ctx.obj.client()
+    repo = find_repository(client, name)
+    confirm(ctx, f"delete repository {name} and its {repo.get('tag_count', 0)} tag(s)", yes)
+    answer = client.send_json("DELETE", repository_path(repo), expected=(200, 202, 204))
+    task = finish_task(client, answer, wait, timeout, "delete task")
+    if task is not None or spawned_task_href(answer) is None:
+        click.echo(f"Deleted repository {name}.")
