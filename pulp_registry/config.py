@@ -237,6 +237,7 @@ def load_settings(
     """
     types = get_type_hints(cls)
     values: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
     if path:
         try:
             text = Path(path).read_text()
@@ -251,16 +252,19 @@ def load_settings(
         for key, value in loaded.items():
             if key not in types:
                 raise ConfigError(f"{key}: unknown setting in {path} (known: {', '.join(sorted(types))})")
-            values[key] = _coerce(key, value, types[key])
+            if dataclasses.is_dataclass(types[key]):
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{key}: expected a mapping of its settings, got {value!r}")
+                sections[key] = dict(value)  # built once every source is read: a variable may complete it
+            else:
+                values[key] = _coerce(key, value, types[key])
     for key, kind in types.items():
         env_name = f"{env_prefix}{key.upper()}"
         if dataclasses.is_dataclass(kind):
             # A section's keys come one variable each: PULP_REGISTRY_LDAP_URL, PULP_REGISTRY_LDAP_BIND_DN, ...
-            section = dict(values[key].__dict__) if key in values else {}
-            found = {sub: environ[f"{env_name}_{sub.upper()}"] for sub in get_type_hints(kind)
-                     if f"{env_name}_{sub.upper()}" in environ}
-            if found:
-                values[key] = _build_section(key, kind, {**section, **found})
+            for sub in get_type_hints(kind):
+                if f"{env_name}_{sub.upper()}" in environ:
+                    sections.setdefault(key, {})[sub] = environ[f"{env_name}_{sub.upper()}"]
         elif env_name in environ:
             values[key] = _coerce(env_name, environ[env_name], kind)
     for key, value in (overrides or {}).items():
@@ -269,6 +273,9 @@ def load_settings(
         if key not in types:
             raise ConfigError(f"{key}: unknown setting")
         values[key] = _coerce(key, value, types[key])
+    for key, section in sections.items():
+        if key not in values:
+            values[key] = _build_section(key, types[key], section)
     try:
         return cls(**values)
     except TypeError as exc:  # pragma: no cover - guarded by the key checks above

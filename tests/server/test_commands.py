@@ -74,7 +74,7 @@ def test_missing_config_file_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--admin-password", ""], "password must not be empty"),
+    (["--admin-password", ""], "password must be a non-empty string"),
     (["--api-port", "5000", "--registry-port", "5000"], "must differ from --api-port"),
 ])
 def test_dev_refuses_bad_options_before_starting_anything(tmp_path, mongomock_environ, args, message):
@@ -117,19 +117,18 @@ def test_create_user_stores_a_bcrypt_user_that_can_authenticate(mongomock_enviro
     context, built = in_process(mongomock_environ)
     result = invoke(["create-user", "alice", "--password", "s3cret", "--name", "Alice Example"], context)
     assert result.exit_code == 0, result.output
-    assert "created user 'alice' (roles: admin)" in result.output
-    db = built[0].db
-    user = authenticate(db, "alice", "s3cret")
-    assert user is not None and user["name"] == "Alice Example" and user["roles"] == ["admin"]
+    assert "created user 'alice' (roles: super-users)" in result.output
+    user = authenticate(built[0], "alice", "s3cret")
+    assert user is not None and user["name"] == "Alice Example" and user["roles"] == ["super-users"]
     assert user["password_hash"].startswith("$2") and "s3cret" not in user["password_hash"]
-    assert authenticate(db, "alice", "wrong") is None
+    assert authenticate(built[0], "alice", "wrong") is None
 
 
 def test_create_user_asks_for_the_password_twice_when_not_given(mongomock_environ):
     context, built = in_process(mongomock_environ)
     result = invoke(["create-user", "bob"], context, input="typed-pw\ntyped-pw\n")
     assert result.exit_code == 0, result.output
-    assert authenticate(built[0].db, "bob", "typed-pw") is not None
+    assert authenticate(built[0], "bob", "typed-pw") is not None
     assert "typed-pw" not in result.output
 
 
@@ -142,15 +141,16 @@ def test_create_user_duplicate_is_one_line_and_exit_1_and_keeps_the_first_passwo
     result = invoke(["create-user", "carol", "--password", "second"], context)
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == "pulp-registry: create-user: user 'carol' already exists"
-    assert authenticate(services.db, "carol", "first") is not None
-    assert authenticate(services.db, "carol", "second") is None
+    assert authenticate(services, "carol", "first") is not None
+    assert authenticate(services, "carol", "second") is None
 
 
 @pytest.mark.parametrize("args, message", [
     (["create-user", "has space", "--password", "pw"], "invalid login 'has space'"),
-    (["create-user", "dave", "--password", ""], "password must not be empty"),
+    (["create-user", "dave", "--password", ""], "password must be a non-empty string"),
     (["create-user", "dave", "--password", "x" * 73], "password is longer than 72 bytes"),
-    (["create-user", "dave", "--password", "pw", "--role", "a b"], "invalid role 'a b'"),
+    (["create-user", "dave", "--password", "pw", "--role", "a b"], "invalid role name 'a b'"),
+    (["create-user", "dave", "--password", "pw", "--role", "admins"], "unknown role 'admins'"),
 ])
 def test_create_user_bad_input_is_one_line_exit_1_and_creates_nothing(mongomock_environ, args, message):
     context, built = in_process(mongomock_environ)
@@ -180,6 +180,19 @@ def test_check_config_prints_the_effective_settings_as_yaml_with_passwords_hidde
     assert printed["data_dir"] == "/srv/registry" and printed["published_dir"] == "/srv/registry/published"
     assert printed["api_workers"] == 7
     assert printed["mongo_url"] == "mongodb://reg:***@db.example:27017/"
+
+
+def test_check_config_hides_the_ldap_bind_password_and_prints_the_ldap_section(tmp_path):
+    config = tmp_path / "registry.yaml"
+    config.write_text("ldap:\n  url: ldaps://ldap.example:636\n  user_search_base: ou=people,dc=example\n"
+                      "  bind_dn: cn=registry,dc=example\n")
+    context, _ = in_process({"PULP_REGISTRY_CONFIG": str(config),
+                             "PULP_REGISTRY_LDAP_BIND_PASSWORD": "ldap-bind-secret"})
+    result = invoke(["check-config"], context)
+    assert result.exit_code == 0, result.output
+    assert "ldap-bind-secret" not in result.output
+    printed = yaml.safe_load(result.output)
+    assert printed["ldap"]["bind_password"] == "***" and printed["ldap"]["url"] == "ldaps://ldap.example:636"
 
 
 # --- the admin API's gunicorn wiring (configuration only: serving it needs a MongoDB server) ---

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -152,3 +153,39 @@ def test_readme_documents_every_crane_setting_with_its_environment_variable():
     rows = _readme_table("### Crane", "## Running the services separately")
     assert [key for key, _ in rows] == [field.name for field in dataclasses.fields(CraneSettings)]
     assert all(env == f"CRANE_{key.upper()}" for key, env in rows)
+
+
+def test_the_ldap_section_comes_from_the_file_and_each_key_from_its_own_variable(tmp_path):
+    path = write(tmp_path, "ldap:\n  url: ldap://ldap.example:389\n  user_search_base: ou=people,dc=example\n"
+                           "  bind_dn: cn=registry,dc=example\n  group_roles:\n    admins: super-users\n"
+                           "    devs: [pushers, readers]\n")
+    settings = load_admin_settings({"PULP_REGISTRY_CONFIG": str(path), "PULP_REGISTRY_LDAP_BIND_PASSWORD": "pw",
+                                    "PULP_REGISTRY_LDAP_NESTED_GROUPS": "true",
+                                    "PULP_REGISTRY_LDAP_DEFAULT_ROLES": "readers,viewers"})
+    ldap = settings.ldap
+    assert ldap.enabled and ldap.bind_password == "pw" and ldap.nested_groups is True
+    assert ldap.group_roles == {"admins": ["super-users"], "devs": ["pushers", "readers"]}
+    assert ldap.default_roles == ["readers", "viewers"]
+    assert "pw" not in repr(settings)
+    assert not load_admin_settings({}).ldap.enabled
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"PULP_REGISTRY_LDAP_URL": "http://ldap.example"}, "ldap.url: 'http://ldap.example' is not an ldap://"),
+    ({"PULP_REGISTRY_LDAP_URL": "ldap://x"}, "ldap.user_search_base: required"),
+    ({"PULP_REGISTRY_LDAP_URL": "ldap://x", "PULP_REGISTRY_LDAP_USER_SEARCH_BASE": "dc=x",
+      "PULP_REGISTRY_LDAP_USER_FILTER": "(uid=*)"}, "must contain {login}"),
+    ({"PULP_REGISTRY_LDAP_BIND_DN": "cn=x"}, "ldap.bind_password: required with ldap.bind_dn"),
+    ({"PULP_REGISTRY_LDAP_NESTED_GROUPS": "perhaps"}, "ldap.nested_groups: expected bool"),
+    ({"PULP_REGISTRY_TOKEN_REALM": "registry.example/token"}, "token_realm: 'registry.example/token' must be"),
+    ({"PULP_REGISTRY_BCRYPT_ROUNDS": "3"}, "bcrypt_rounds: must be between 4 and 16"),
+])
+def test_a_wrong_access_setting_is_named(environ, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_admin_settings(environ)
+
+
+def test_an_unknown_key_of_the_ldap_section_is_named(tmp_path):
+    path = write(tmp_path, "ldap:\n  ulr: ldap://x\n")
+    with pytest.raises(ConfigError, match="ldap.ulr: unknown setting"):
+        load_admin_settings({"PULP_REGISTRY_CONFIG": str(path)})
