@@ -202,7 +202,8 @@ def run_dev_server(tmp_path: Path, admin_password: str = "e2e-admin-password",
     try:
         wait_for_http(f"{server.api_url}/pulp/api/v2/status/", deadline_s, auth=server.auth,
                       alive=server.check_alive)
-        wait_for_http(f"{server.registry_url}/v2/", deadline_s, alive=server.check_alive)
+        # Crane's /v2/ answers 401 with a Bearer challenge in token mode, as distribution does: it is up.
+        wait_for_http(f"{server.registry_url}/", deadline_s, alive=server.check_alive)
         yield server
     except BaseException:
         stop_process(process)

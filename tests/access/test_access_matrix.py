@@ -136,3 +136,17 @@ def test_refusals_on_both_sides_send_clients_to_the_token_endpoint_with_the_scop
     assert anonymous.status_code == 401
     assert anonymous.headers["WWW-Authenticate"] == (
         'Bearer realm="http://localhost/token",service="pulp-registry",scope="repository:team/app:pull"')
+
+
+def test_a_blob_is_mounted_only_from_a_repository_the_pusher_may_pull(client, auth, world):
+    from tests.registry.conftest import sha256
+
+    secret_layer = b"a layer only other/app holds"
+    Pusher(client, auth).blob("other/app", secret_layer)
+    digest = sha256(secret_layer)
+    pusher = world["credentials"]["pusher"]
+    for query in (f"mount={digest}&from=other/app", f"mount={digest}"):
+        answer = client.post(f"/v2/team/app/blobs/uploads/?{query}", headers=pusher)
+        assert answer.status_code == 202, query  # an upload session: the blob must be sent, not mounted
+    root = world["credentials"]["root"]
+    assert client.post(f"/v2/team/app/blobs/uploads/?mount={digest}&from=other/app", headers=root).status_code == 201

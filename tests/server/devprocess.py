@@ -67,7 +67,7 @@ class DevProcess:
         """Both servers answer and the start-up text is complete."""
         if auth is not None:
             wait_for_http(self.status_url, START_DEADLINE_S, auth=auth, alive=self.check_alive)
-        wait_for_http(f"{self.registry_url}/v2/", START_DEADLINE_S, alive=self.check_alive)
+        wait_for_http(f"{self.registry_url}/", START_DEADLINE_S, alive=self.check_alive)  # /v2/ may be 401: token mode
         poll(lambda: "Stop with Ctrl+C" in self.stdout(), START_DEADLINE_S, "start-up text printed")
 
     def stop(self, signum: int) -> int:
