@@ -29,6 +29,7 @@ from flask import g, request
 from pulp_registry import api_tokens, oci, permissions, users
 from pulp_registry.permissions import CREATE, DELETE, OPERATIONS, READ, REPOSITORIES, UPDATE
 from pulp_registry.repositories import find_repository_by_name
+from pulp_registry.services import current_services
 
 PULL, PUSH, REMOVE = "pull", "push", "delete"
 REGISTRY_ACTIONS = (PULL, PUSH, REMOVE)
@@ -68,12 +69,6 @@ class Caller:
     @property
     def anonymous(self) -> bool:
         return self.via == ANONYMOUS
-
-
-def _services() -> Any:
-    from pulp_registry.services import current_services
-
-    return current_services()
 
 
 def identify_caller(services: Any) -> Caller:
@@ -185,7 +180,7 @@ def _scope(repo_name: str, action: str) -> str:
 
 def check_api(operation: str, resource: str | None = None) -> Caller:
     """The caller, if a user who may do ``operation`` on ``resource`` (default: the request path)."""
-    services = _services()
+    services = current_services()
     caller = identify_caller(services)
     if caller.user is None:
         if caller.via == REGISTRY_TOKEN:
@@ -199,7 +194,7 @@ def check_api(operation: str, resource: str | None = None) -> Caller:
 
 def check_registry(action: str, repo_name: str | None) -> Caller:
     """The caller, if it may do ``action`` on ``repo_name`` (None: the registry itself, any valid caller)."""
-    services = _services()
+    services = current_services()
     caller = identify_caller(services)
     if repo_name is None:
         if caller.anonymous:
@@ -242,7 +237,7 @@ def auth_required(operation: str | None, repository: str | None = None,
 
 def check_api_login() -> Caller:
     """Any logged-in user (what they then see is filtered by the view)."""
-    caller = identify_caller(_services())
+    caller = identify_caller(current_services())
     if caller.user is None:
         raise AuthenticationFailed("authentication required: send HTTP Basic credentials or an API token")
     return caller

@@ -5,11 +5,11 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
-from pulp_registry.services import current_services
 from pulp_registry.access import PULL, REMOVE, auth_required
 from pulp_registry.registry.responses import blob_response
 from pulp_registry.registry_errors import BlobUnknown, Unsupported
 from pulp_registry.repositories import find_repository_by_name
+from pulp_registry.services import current_services
 
 blueprint = Blueprint("registry_blobs", __name__)
 

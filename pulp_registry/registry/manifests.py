@@ -10,11 +10,11 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
-from pulp_registry.services import current_services
 from pulp_registry.access import PULL, PUSH, REMOVE, auth_required
 from pulp_registry.registry.responses import content_response, empty, json_response, manifest_location
 from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown, Unsupported
 from pulp_registry.repositories import find_repository_by_name
+from pulp_registry.services import current_services
 
 blueprint = Blueprint("registry_manifests", __name__)
 

@@ -15,11 +15,11 @@ from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from pulp_registry import content, oci
-from pulp_registry.services import current_services
 from pulp_registry.access import PULL, PUSH, auth_required, current_caller, may
 from pulp_registry.registry.responses import blob_created, empty, range_invalid, upload_response
 from pulp_registry.registry_errors import DigestInvalid
 from pulp_registry.repositories import find_repository_by_name
+from pulp_registry.services import current_services
 
 blueprint = Blueprint("registry_uploads", __name__)
 
