@@ -3,8 +3,16 @@
 Built once at start-up by ``load_crane_settings`` from a YAML file
 (``CRANE_CONFIG``), ``CRANE_*`` environment variables and command-line
 overrides, in that order. A wrong key or value stops start-up with a
-``ConfigError`` naming it (a ``token_public_key`` is loaded once here, through
-``crane.tokens``, so an unreadable key stops start-up too). No request state.
+``ConfigError`` naming it (the ``token_public_key`` files are loaded once here,
+through ``crane.tokens``, so an unreadable key stops start-up too). No request
+state.
+
+Token auth is on when ``token_public_key`` names the issuer's public key(s).
+It then needs ``token_issuer`` and ``token_service`` (a token's ``iss`` and
+``aud`` must match them), and it is what ``token_realm`` and
+``anonymous_pull: false`` need: a challenge for tokens nothing can verify
+would lock every client out. ``blob_serving: redirect`` is refused with it,
+since the redirect's URL carries no token and would hand out protected blobs.
 """
 from __future__ import annotations
 
@@ -53,15 +61,16 @@ class CraneSettings:
     #: see ``crane.send_buffer``); 0 leaves the system's setting.
     send_lowat: int = 16384
     #: Token service realm for the ``WWW-Authenticate`` challenge; a path (``/token``) is made
-    #: absolute with the request's (forwarded) scheme and host. Set: token auth is configured.
+    #: absolute with the request's (forwarded) scheme and host; empty: this host's ``/token``.
     token_realm: str = ""
-    #: ``service`` named in that challenge, and the ``aud`` a token must carry when set.
+    #: ``service`` named in that challenge, and the ``aud`` a token must carry (required with token auth).
     token_service: str = ""
-    #: Off: every pull needs a token, ``/v2/`` answers 401 with a challenge (needs ``token_public_key``).
+    #: Off: every pull needs a token (needs ``token_public_key``).
     anonymous_pull: bool = True
-    #: PEM public key (or certificate) of the token issuer; tokens are verified with it alone.
+    #: PEM files (comma-separated; each may hold several public keys or certificates) of the token
+    #: issuer; tokens are verified with them alone. Set: token auth is on, ``/v2/`` answers 401 without a token.
     token_public_key: str = ""
-    #: ``iss`` a token must carry when set.
+    #: ``iss`` a token must carry (required with token auth).
     token_issuer: str = ""
     #: Number of proxies in front of Crane whose ``X-Forwarded-*`` headers are trusted.
     trusted_proxies: int = 0
@@ -94,16 +103,36 @@ class CraneSettings:
             raise ConfigError(f"blob_url_prefix: required when blob_serving is {self.blob_serving}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
-        if self.token_public_key:
-            from crane.tokens import TokenKeyError, load_public_key
+        self._check_token_auth()
 
-            try:
-                load_public_key(self.token_public_key)
-            except TokenKeyError as exc:
-                raise ConfigError(f"token_public_key: {exc}") from None
-        elif not self.anonymous_pull:
-            raise ConfigError("token_public_key: required when anonymous_pull is off "
-                              "(without it no token can be verified and nothing could be pulled)")
+    @property
+    def token_auth(self) -> bool:
+        """Registry tokens are verified (a public key is configured): ``/v2/`` and protected names want one."""
+        return bool(self.token_public_key)
+
+    def _check_token_auth(self) -> None:
+        if not self.token_public_key:
+            if not self.anonymous_pull:
+                raise ConfigError("token_public_key: required when anonymous_pull is off "
+                                  "(without it no token can be verified and nothing could be pulled)")
+            if self.token_realm:
+                raise ConfigError("token_public_key: required when token_realm is set (without it no token "
+                                  "from that realm can be verified and clients sent there could never pull)")
+            return
+        from crane.tokens import TokenKeyError, load_trusted_keys
+
+        try:
+            load_trusted_keys(self.token_public_key)
+        except TokenKeyError as exc:
+            raise ConfigError(f"token_public_key: {exc}") from None
+        if not self.token_issuer:
+            raise ConfigError("token_issuer: required when token_public_key is set (a token's iss must match it)")
+        if not self.token_service:
+            raise ConfigError("token_service: required when token_public_key is set (a token's aud must match it)")
+        if self.blob_serving == "redirect":
+            raise ConfigError("blob_serving: redirect cannot be used with token auth (token_public_key): the "
+                              "redirect URL carries no token, so it would hand protected blobs to anyone; use "
+                              "stream, x-accel-redirect or x-sendfile")
 
 
 def load_crane_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> CraneSettings:

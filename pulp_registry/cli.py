@@ -215,10 +215,13 @@ def api(obj: ServerContext, bind: str | None, workers: int | None, config: str |
     settings = obj.settings(config, {"api_bind": bind, "api_workers": workers})
     require_shared_backends(settings, "api")
     from pulp_registry.logging_setup import configure_logging
+    from pulp_registry.registry_tokens import TokenKeys
     from pulp_registry.wsgi import admin_api_server
 
     configure_logging(settings.log_level)
     check_database(settings)
+    # Before gunicorn forks: one key for every worker, and a bad key file stops start-up in one line.
+    TokenKeys.load_or_create(settings)
     admin_api_server(settings).run()
 
 

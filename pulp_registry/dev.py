@@ -6,6 +6,11 @@ Each web app runs on a threaded werkzeug server in its own thread, bound to
 share one in-memory database, which is why this is the only way to run the
 services on mongomock. SIGINT or SIGTERM stops the servers, then the worker,
 and the process exits 0.
+
+Pulls go through the Docker token flow, as in production: the first start
+makes the token signing key pair under the data dir (``keys/``), the admin
+port serves ``/token``, and Crane verifies tokens with the public key and
+sends clients there (``/v2/`` answers 401 with the challenge).
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import click
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -25,7 +30,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from pulp_registry.config import Settings
 from pulp_registry.logging_setup import configure_logging
 from pulp_registry.services import Services
+from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.users import UserExists, create_user, generate_password
+
+if TYPE_CHECKING:
+    from crane.config import CraneSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +68,7 @@ def ensure_admin_user(services: Services, password: str | None) -> AdminLogin:
     generated = password is None
     password = generate_password() if password is None else password
     try:
-        create_user(services.db, ADMIN_LOGIN, password, name="Administrator", roles=["admin"])
+        create_user(services.db, ADMIN_LOGIN, password, name="Administrator", roles=[SUPER_USERS])
     except UserExists:  # another process created it just now
         return AdminLogin(created=False)
     return AdminLogin(created=True, password=password, generated=generated)
@@ -75,6 +84,22 @@ def leftover_published(settings: Settings) -> int:
 
     repositories = Path(settings.published_dir) / REPOSITORIES_DIR
     return sum(1 for _ in repositories.iterdir()) if repositories.is_dir() else 0
+
+
+def token_realm(settings: Settings, options: DevOptions) -> str:
+    """Where clients get registry tokens: ``token_realm``, or this process's admin port."""
+    return settings.token_realm or f"http://{HOST}:{options.api_port}/token"
+
+
+def crane_settings(settings: Settings, options: DevOptions) -> CraneSettings:
+    """Crane in token mode: it trusts the admin side's public key and sends clients to its ``/token``."""
+    from crane.config import CraneSettings
+
+    return CraneSettings(data_dir=settings.published_dir, bind=f"{HOST}:{options.registry_port}",
+                         poll_interval=CRANE_POLL_INTERVAL, log_level=settings.log_level,
+                         token_public_key=settings.token_public_key, token_issuer=settings.token_issuer,
+                         token_service=settings.token_service, token_realm=token_realm(settings, options),
+                         anonymous_pull=settings.anonymous_pull)
 
 
 def banner(settings: Settings, options: DevOptions, admin: AdminLogin, leftovers: int) -> str:
@@ -95,6 +120,8 @@ def banner(settings: Settings, options: DevOptions, admin: AdminLogin, leftovers
         f"skopeo copy --dest-tls-verify=false --dest-creds {ADMIN_LOGIN}:PASSWORD "
         f"oci:LAYOUT:latest docker://{HOST}:{options.api_port}/my/app:latest)",
         f"  pull from:    {settings.pull_host}   (Crane, {crane}/v2/)",
+        f"  tokens:       {token_realm(settings, options)}   (signed with {settings.token_private_key}; "
+        f"Crane checks them with {settings.token_public_key})",
         f"  data dir:     {settings.data_dir}",
         f"                content {settings.storage_path}, published tree {settings.published_dir}",
         f"  admin login:  {login}",
@@ -177,8 +204,8 @@ def run_dev(settings: Settings, options: DevOptions,
             build_services: Callable[[Settings], Services]) -> int:
     """Run everything until SIGINT/SIGTERM; the exit status is 0 after a clean stop."""
     from crane.app import create_app as create_crane_app
-    from crane.config import CraneSettings
     from pulp_registry.app import create_app as create_admin_app
+    from pulp_registry.registry_tokens import keys_for
     from workers.embedded import start_embedded_worker
 
     configure_logging(settings.log_level)
@@ -187,10 +214,9 @@ def run_dev(settings: Settings, options: DevOptions,
         Path(settings.published_dir).mkdir(parents=True, exist_ok=True)
         leftovers = leftover_published(settings) if in_memory(settings) else 0
         services = build_services(settings)
-        crane_settings = CraneSettings(data_dir=settings.published_dir, bind=f"{HOST}:{options.registry_port}",
-                                       poll_interval=CRANE_POLL_INTERVAL, log_level=settings.log_level)
+        keys_for(services)   # the token signing key pair: made at first start, before Crane reads its public half
         admin_server, crane_server = make_servers(
-            options, create_admin_app(services), create_crane_app(crane_settings))
+            options, create_admin_app(services), create_crane_app(crane_settings(settings, options)))
         running.callback(admin_server.server_close)  # also when the worker fails to start
         running.callback(crane_server.server_close)
         running.enter_context(start_embedded_worker(

@@ -2,8 +2,8 @@
 # The test command: set up everything the tests need, then run the whole suite.
 #
 # On a fresh Debian or Ubuntu machine with Python 3.11+ it installs the Debian
-# packages the tests drive (skopeo, umoci, redis-server, docker-registry, slapd,
-# ldap-utils, wrk), creates the virtual environment .venv, installs the project
+# packages the tests drive (skopeo, umoci, podman, redis-server, docker-registry,
+# slapd, ldap-utils, wrk), creates the virtual environment .venv, installs the project
 # with its test extras into it, and runs `python -m pytest` (extra arguments are
 # passed to pytest). The tests start their own servers (redis-server as the
 # Celery broker, slapd, docker-registry, pulp-registry dev) on free 127.0.0.1
@@ -33,7 +33,7 @@ as_root() {
 }
 
 # --- Debian packages ----------------------------------------------------------------
-debian_packages=(skopeo umoci redis-server docker-registry slapd ldap-utils wrk)
+debian_packages=(skopeo umoci podman redis-server docker-registry slapd ldap-utils wrk)
 
 # The venv module is a separate Debian package for the system Python.
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

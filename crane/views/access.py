@@ -14,17 +14,26 @@ realm="<token_realm>",service="<token_service>",scope="repository:<name>:pull"``
 Distribution answers 401, not 403, for a missing scope: the challenge tells the
 client which token to fetch, and the token server is what decides.
 
-Existence is hidden the way a token-auth registry hides it: the registry
-answers 401 before revealing anything. When token auth is configured
-(``token_realm`` set, or anonymous pull off), a name the caller may not pull
-answers that same 401 whether it is protected or does not exist; only a caller
-allowed to pull the name learns ``NAME_UNKNOWN``. Without token auth
-configured, an unknown name answers ``NAME_UNKNOWN`` and a protected one 401.
+Token auth is on when ``token_public_key`` is configured (``token_realm`` and
+``anonymous_pull: false`` need it). Existence is then hidden the way a
+token-auth registry hides it: the registry answers 401 before revealing
+anything. A name the caller may not pull answers that same 401 whether it is
+protected or does not exist; only a caller allowed to pull the name learns
+``NAME_UNKNOWN``. Without token auth, an unknown name answers ``NAME_UNKNOWN``
+and a protected one 401.
 
-``/v2/`` answers 200 while anonymous pull is on; when it is off, only to a
-valid token (401 with a challenge without scope otherwise). The catalog lists
-what the caller may pull: unprotected repositories if anonymous pull is on,
-plus the existing ones the token grants pull on.
+``/v2/`` is the Docker distribution registry's in token mode: with token auth
+on, it answers 401 with a challenge without scope unless the request carries a
+valid token (of any access, an anonymous one included). docker and
+containers/image (skopeo, podman) only fetch a token, and only use the
+credentials they hold, after that first ``GET /v2/`` answered 401: a 200 there
+would leave protected pulls and ``login`` without a way in. Anonymous clients
+fetch an anonymous token from the realm and pull public repositories as
+before; those pulls never read the token (see above). Without token auth,
+``/v2/`` answers 200. The catalog lists what the caller may pull: unprotected
+repositories if anonymous pull is on, plus the existing ones the token grants
+pull on; every repository for a token with ``registry:catalog:*`` (the token
+server gives it only to callers who may read every repository).
 
 A miss (unknown name, manifest or blob) is answered only after the published
 tree was checked for a newer version (``PublishedTree.refresh_on_miss``): with
@@ -40,13 +49,14 @@ from flask import request
 
 from pulp_registry import oci
 from pulp_registry.registry_errors import BlobUnknown, ManifestUnknown, NameUnknown, Unauthorized
+from pulp_registry.registry_tokens import (CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, Grant,
+                                           InvalidRegistryToken, bearer_token, format_scope)
 
 from crane.config import CraneSettings
 from crane.published import PublishedRepository
-from crane.tokens import Grant, InvalidToken, bearer_token
 from crane.views.base import crane_state, external_url
 
-CATALOG_SCOPE = "registry:catalog:*"
+CATALOG_SCOPE = format_scope(REGISTRY, CATALOG, (WILDCARD_ACTION,))
 
 
 def anonymous_may_pull(repository: PublishedRepository, settings: CraneSettings) -> bool:
@@ -60,8 +70,8 @@ def may_pull(repository: PublishedRepository) -> bool:
 
 
 def hides_existence(settings: CraneSettings) -> bool:
-    """With token auth configured, unknown and protected names answer alike (see module doc)."""
-    return bool(settings.token_realm) or not settings.anonymous_pull
+    """With token auth on, unknown and protected names answer alike (see module doc)."""
+    return settings.token_auth
 
 
 def challenge(scope: str | None = None, error: str | None = None) -> str:
@@ -98,7 +108,7 @@ def caller_grant(scope: str | None) -> Grant | None:
                            "invalid_token")
     try:
         return verifier.verify(token)
-    except InvalidToken as exc:
+    except InvalidRegistryToken as exc:
         raise unauthorized(f"invalid token: {exc}", scope, "invalid_token") from None
 
 
@@ -114,7 +124,7 @@ def authorize_pull(name: str) -> PublishedRepository:
         return repository
     if repository is None and not hides_existence(state.settings):
         raise NameUnknown(f"repository {name} not found", detail={"name": name})
-    scope = f"repository:{name}:pull"
+    scope = format_scope(REPOSITORY, name, ("pull",))
     grant = caller_grant(scope)
     if grant is None:
         raise unauthorized(f"authentication required to pull from {name}", scope)
@@ -144,8 +154,8 @@ def pull_access(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def require_registry_access() -> None:
-    """``/v2/``: anyone while anonymous pull is on; otherwise a valid token (any access)."""
-    if crane_state().settings.anonymous_pull:
+    """``/v2/``: anyone without token auth; with it, a valid token of any access (see module doc)."""
+    if not crane_state().settings.token_auth:
         return
     if caller_grant(None) is None:
         raise unauthorized("authentication required", None)
@@ -161,6 +171,8 @@ def pullable_names() -> Sequence[str]:
         if anonymous:
             return snapshot.public_names
         raise unauthorized("authentication required to list repositories", CATALOG_SCOPE)
+    if grant.allows(REGISTRY, CATALOG, WILDCARD_ACTION):    # given to callers who may read every repository
+        return sorted(snapshot.repositories)
     granted = {name for name in grant.pullable() if name in snapshot.repositories}
     if anonymous:
         granted.update(snapshot.public_names)

@@ -12,10 +12,11 @@ from flask import Blueprint, Response, current_app, request
 
 from pulp_registry import oci
 from pulp_registry.registry_errors import NameUnknown
+from pulp_registry.registry_tokens import TokenVerifier
 
 from crane.config import CraneSettings
 from crane.published import PublishedTree
-from crane.tokens import TokenVerifier
+from crane.tokens import verifier_for
 
 blueprint = Blueprint("base", __name__)
 
@@ -31,7 +32,7 @@ class CraneState:
 
     def __post_init__(self) -> None:
         if self.verifier is None:
-            object.__setattr__(self, "verifier", TokenVerifier.from_settings(self.settings))
+            object.__setattr__(self, "verifier", verifier_for(self.settings))
 
 
 def crane_state() -> CraneState:
@@ -62,7 +63,7 @@ def health() -> Response:
 
 @blueprint.route("/v2/", methods=["GET", "HEAD"])
 def api_version() -> Response:
-    """200 to anyone while anonymous pull is on; otherwise 401 with a challenge unless the token is valid."""
+    """200 without token auth; with it, 401 with a challenge unless the token is valid (see access.py)."""
     from crane.views.access import require_registry_access   # access imports this module
 
     require_registry_access()

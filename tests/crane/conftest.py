@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from crane.app import create_app
 from crane.config import CraneSettings
@@ -74,3 +76,12 @@ def make_crane(publisher):
 def crane(make_crane) -> CraneUnderTest:
     """Crane started before anything is published; ``crane.tick()`` after publishing."""
     return make_crane()
+
+
+@pytest.fixture
+def token_auth(tmp_path) -> dict[str, str]:
+    """Settings that turn token auth on: a fresh issuer's public key, its issuer and service names."""
+    key_file = tmp_path / "token-issuer.pem"
+    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return {"token_public_key": str(key_file), "token_issuer": "test-issuer", "token_service": "test-registry"}

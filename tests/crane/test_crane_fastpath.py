@@ -9,8 +9,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from crane.app import create_app
 from crane.fastpath import FastPath
@@ -190,8 +188,6 @@ def test_conditional_ranged_authorized_and_query_requests_are_left_to_flask(cran
     not_modified = cranes.flask("GET", "/v2/my/app/manifests/oci", {**accept, "If-None-Match": f'"{image.digest}"'})
     assert not_modified.status_code == 304
     assert cranes.flask("GET", "/v2/my/app/manifests/oci", {**accept, "If-None-Match": '"other"'}).status_code == 200
-    assert cranes.flask("GET", "/v2/my/app/manifests/oci", {**accept, "Authorization": "Bearer junk"}
-                        ).status_code == 200
     assert cranes.flask("GET", "/v2/my/app/manifests/oci", accept, query_string="x=1").status_code == 200
     layer = image.layers[0][0]
     assert cranes.flask("HEAD", f"/v2/my/app/blobs/{layer}", {"Range": "bytes=0-1"}).status_code == 200
@@ -214,11 +210,30 @@ def test_a_republish_is_served_at_once_and_an_unpublish_leaves_it_to_flask(publi
     assert cranes.flask("GET", "/v2/my/app/manifests/oci").status_code == 404
 
 
-def test_without_anonymous_pull_every_request_is_left_to_flask(make_crane, content, tmp_path):
-    key_file = tmp_path / "issuer.pem"
-    key_file.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    cranes = TwoCranes(make_crane(anonymous_pull=False, token_public_key=str(key_file)))
+@pytest.mark.parametrize("authorization", ["Bearer junk", "Basic YWRtaW46c2VjcmV0", "Bearer a.b.c"])
+def test_public_pulls_with_an_authorization_header_are_answered_fast_as_flask_does(cranes, content,
+                                                                                   authorization):
+    """With token auth, every client sends a token (an anonymous one at least): public pulls never read it."""
+    image = content["oci"]
+    for method, path in (("GET", "/v2/my/app/manifests/oci"), ("HEAD", "/v2/my/app/manifests/oci"),
+                         ("HEAD", f"/v2/my/app/blobs/{image.layers[0][0]}")):
+        response, reached_flask = cranes.compare(method, path, {"Accept": ALL_MANIFEST_TYPES,
+                                                                "Authorization": authorization})
+        assert response.status_code == 200 and not reached_flask, f"{method} {path}"
+    assert cranes.flask("GET", "/v2/secret/app/manifests/latest", {"Authorization": authorization}
+                        ).status_code == 401
+
+
+def test_with_token_auth_public_pulls_stay_fast_and_protected_ones_go_to_flask(make_crane, token_auth, content):
+    cranes = TwoCranes(make_crane(token_realm="http://127.0.0.1:8080/token", **token_auth))
+    cranes.fast("GET", "/v2/my/app/manifests/oci")
+    cranes.fast("HEAD", f"/v2/my/app/blobs/{content['oci'].layers[0][0]}")
+    assert cranes.flask("GET", "/v2/").status_code == 401
+    assert cranes.flask("GET", "/v2/secret/app/manifests/latest").status_code == 401
+
+
+def test_without_anonymous_pull_every_request_is_left_to_flask(make_crane, token_auth, content):
+    cranes = TwoCranes(make_crane(anonymous_pull=False, **token_auth))
     for method in ("GET", "HEAD"):
         assert cranes.flask(method, "/v2/my/app/manifests/oci").status_code == 401
         assert cranes.flask(method, f"/v2/my/app/blobs/{content['oci'].config_digest}").status_code == 401

@@ -34,8 +34,9 @@ def test_blobs_and_manifest_digests_of_a_protected_repository_are_401_too(crane,
         assert crane.head(path).status_code == 401
 
 
-def test_the_challenge_names_the_configured_token_realm_and_service(make_crane, secret):
-    crane = make_crane(token_realm="https://auth.example.com/token", token_service="registry.example.com")
+def test_the_challenge_names_the_configured_token_realm_and_service(make_crane, token_auth, secret):
+    crane = make_crane(**{**token_auth, "token_realm": "https://auth.example.com/token",
+                          "token_service": "registry.example.com"})
     challenge = crane.get("/v2/secret/app/manifests/latest").headers["WWW-Authenticate"]
     assert challenge == ('Bearer realm="https://auth.example.com/token",service="registry.example.com",'
                          'scope="repository:secret/app:pull"')

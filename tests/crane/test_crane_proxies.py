@@ -37,15 +37,15 @@ def test_an_absolute_content_url_is_left_as_configured(make_crane, published):
 
 @pytest.mark.parametrize("trusted, base", [(1, "https://registry.example.com"), (0, "http://localhost")])
 @pytest.mark.parametrize("realm, path", [("/auth/token", "/auth/token"), ("", "/token")])
-def test_a_relative_token_realm_uses_the_forwarded_scheme_and_host(make_crane, published, trusted, base,
-                                                                    realm, path):
-    crane = make_crane(trusted_proxies=trusted, token_realm=realm)
+def test_a_relative_token_realm_uses_the_forwarded_scheme_and_host(make_crane, token_auth, published, trusted,
+                                                                    base, realm, path):
+    crane = make_crane(trusted_proxies=trusted, token_realm=realm, **token_auth)
     challenge = crane.get("/v2/secret/app/manifests/latest", headers=FORWARDED).headers["WWW-Authenticate"]
     assert challenge.startswith(f'Bearer realm="{base}{path}"')
 
 
-def test_with_two_trusted_proxies_the_outer_proxys_values_count(make_crane, published):
-    crane = make_crane(trusted_proxies=2, token_realm="/token")
+def test_with_two_trusted_proxies_the_outer_proxys_values_count(make_crane, token_auth, published):
+    crane = make_crane(trusted_proxies=2, token_realm="/token", **token_auth)
     headers = {"X-Forwarded-Proto": "https, http", "X-Forwarded-Host": "registry.example.com, crane.internal"}
     challenge = crane.get("/v2/secret/app/manifests/latest", headers=headers).headers["WWW-Authenticate"]
     assert challenge.startswith('Bearer realm="https://registry.example.com/token"')

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 import requests
 
-from tests.e2e.clients import crane_manifest, registry_admin, repository_names
+from tests.e2e.clients import registry_admin, repository_names
 from tests.images import build_oci_layout, docker_archive_from_layout, layout_manifest
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +21,19 @@ def skopeo_copy(*args: str):
                           stdin=subprocess.DEVNULL, timeout=300, check=False)
 
 
+def admin_token(server, name: str) -> dict[str, str]:
+    """A Bearer token for pulling ``name`` as the admin (Crane hides unknown names from others: 401)."""
+    response = requests.get(f"{server.api_url}/token", auth=server.auth, timeout=30,
+                            params={"service": "pulp-registry", "scope": f"repository:{name}:pull"})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
 def assert_nothing_published(server, name: str) -> None:
     """Crane knows no tag of ``name`` and the admin side has no tag for it."""
-    assert crane_manifest(server, name, "v1").status_code == 404
-    assert requests.get(f"{server.registry_url}/v2/{name}/tags/list", timeout=30).status_code == 404
+    token = admin_token(server, name)
+    assert requests.get(f"{server.registry_url}/v2/{name}/manifests/v1", headers=token, timeout=30).status_code == 404
+    assert requests.get(f"{server.registry_url}/v2/{name}/tags/list", headers=token, timeout=30).status_code == 404
     admin_tags = requests.get(f"{server.api_url}/v2/{name}/tags/list", auth=server.auth, timeout=30)
     assert admin_tags.status_code == 404 or admin_tags.json().get("tags") in (None, [])
 
@@ -81,8 +90,9 @@ def test_skopeo_push_of_a_corrupted_layer_fails_and_tags_nothing(dev_server, rep
 
 
 def test_pulling_an_unknown_tag_from_crane_fails_with_manifest_unknown(dev_server, repo_name, tmp_path):
-    result = skopeo_copy("--src-tls-verify=false", f"docker://{dev_server.registry_host}/{repo_name}:v1",
-                         f"dir:{tmp_path / 'pulled'}")
+    # As the admin: to anyone who may not pull a name, Crane answers 401 whether it exists or not.
+    result = skopeo_copy("--src-tls-verify=false", "--src-creds", dev_server.creds,
+                         f"docker://{dev_server.registry_host}/{repo_name}:v1", f"dir:{tmp_path / 'pulled'}")
 
     assert result.returncode != 0
     assert "manifest unknown" in result.stderr.lower() or "name unknown" in result.stderr.lower()

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from pulp_registry.config import Settings
+from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import Services, build_services
 from pulp_registry.users import create_user
 from tests.servers import free_port
@@ -79,7 +80,7 @@ def broker_services(broker_settings: Settings) -> Services:
     """Services on mongomock whose Celery app sends tasks to the real redis broker (not eagerly)."""
     services = build_services(broker_settings)
     services.celery = create_celery_app(broker_settings)
-    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD)
+    create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD, roles=[SUPER_USERS], rounds=4)
     return services
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,30 @@ def test_admin_api_status_answers_with_the_given_admin_password(dev):
     assert response.status_code == 200, response.text
 
 
-def test_crane_answers_the_registry_base_endpoint(dev):
+def test_crane_answers_the_registry_base_endpoint_with_a_challenge_naming_the_admin_ports_token_endpoint(dev):
     response = requests.get(f"{dev.registry_url}/v2/", timeout=10)
-    assert response.status_code == 200
+    assert response.status_code == 401
     assert response.headers["Docker-Distribution-API-Version"] == "registry/2.0"
+    assert response.headers["WWW-Authenticate"] == f'Bearer realm="{dev.api_url}/token",service="pulp-registry"'
+    assert requests.get(f"{dev.registry_url}/", timeout=10).status_code == 200
+
+
+def test_a_token_from_the_admin_port_opens_crane(dev):
+    token = requests.get(f"{dev.api_url}/token", params={"service": "pulp-registry"}, auth=AUTH, timeout=10)
+    assert token.status_code == 200, token.text
+    response = requests.get(f"{dev.registry_url}/v2/", timeout=10,
+                            headers={"Authorization": f"Bearer {token.json()['token']}"})
+    assert response.status_code == 200
+
+
+def test_the_token_signing_key_is_made_under_the_data_dir_for_the_owner_only(dev):
+    keys = dev.data_dir / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert stat.S_IMODE((keys / "token-signing.pem").stat().st_mode) == 0o600
+    assert stat.S_IMODE((keys / "token-public.pem").stat().st_mode) == 0o644
+    assert (f"tokens:       {dev.api_url}/token   (signed with {keys / 'token-signing.pem'}; "
+            f"Crane checks them with {keys / 'token-public.pem'})") in dev.stdout()
+    assert "BEGIN" not in dev.stdout() + dev.stderr(), "no key material is printed"
 
 
 def test_wrong_or_missing_credentials_get_401(dev):
@@ -111,6 +132,7 @@ def test_restart_on_mongomock_starts_with_empty_metadata_but_content_files_stay(
                                 auth=AUTH, timeout=10)
         assert created.status_code == 201, created.text
         assert first.stop(signal.SIGTERM) == 0
+    signing_key = (data_dir / "keys" / "token-signing.pem").read_bytes()
     marker = data_dir / "content" / "left-by-first-run"
     marker.write_text("x")
     with dev_process(tmp_path, "--admin-password", "another-password", data_dir=data_dir) as second:
@@ -119,7 +141,17 @@ def test_restart_on_mongomock_starts_with_empty_metadata_but_content_files_stay(
                               timeout=10)
         assert listed.status_code == 200 and listed.json() == []
         assert marker.exists()
+        assert (data_dir / "keys" / "token-signing.pem").read_bytes() == signing_key, "the token key is kept"
         assert second.stop(signal.SIGTERM) == 0
+
+
+def test_an_unusable_token_key_stops_startup_with_a_message_naming_it(tmp_path):
+    keys = tmp_path / "data" / "keys"
+    keys.mkdir(parents=True)
+    (keys / "token-signing.pem").write_text("not a key\n")
+    result = run_command(["dev", "--data-dir", str(tmp_path / "data"), "--admin-password", PASSWORD], timeout=60)
+    assert result.returncode == 2
+    assert f"token_private_key: {keys / 'token-signing.pem'} is not an unencrypted PEM private key" in result.stderr
 
 
 def test_a_busy_port_stops_startup_with_a_message_naming_it(tmp_path):
