@@ -19,6 +19,7 @@ from pulp_registry.services import Services, current_services
 log = logging.getLogger(__name__)
 
 REGISTRY_PREFIX = "/v2"
+REST_PREFIX = "/pulp/api/v2"
 TOKEN_PATH = "/token"
 BASIC_CHALLENGE = 'Basic realm="pulp-registry"'
 
@@ -33,7 +34,7 @@ def create_app(services: Services) -> Flask:
     from pulp_registry.registry import base, blobs, manifests, token, uploads
 
     for module in (repositories, tasks, status, users, roles, permissions, login):
-        app.register_blueprint(module.blueprint, url_prefix="/pulp/api/v2")
+        app.register_blueprint(module.blueprint, url_prefix=REST_PREFIX)
     for module in (base, uploads, blobs, manifests):
         app.register_blueprint(module.blueprint, url_prefix=REGISTRY_PREFIX)
     app.register_blueprint(token.blueprint)
@@ -45,8 +46,24 @@ def create_app(services: Services) -> Flask:
     app.register_error_handler(AccessDenied, _access_denied)
     app.register_error_handler(TooManyFailures, _too_many_failures)
     _register_directory_errors(app)
+    app.before_request(_limit_rest_body)
     app.after_request(_protocol_headers)
     return app
+
+
+def _limit_rest_body() -> None:
+    """REST API bodies are small JSON documents: at most ``max_request_body`` bytes (413 otherwise).
+
+    A Content-Length over it is refused before reading; a body without one is cut off when it
+    grows past it. Pushes (``/v2/``) have their own limits and are never held to this one.
+    """
+    if request.path != REST_PREFIX and not request.path.startswith(REST_PREFIX + "/"):
+        return
+    limit = current_services().settings.max_request_body
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise api_errors.ApiError(f"request body too large: the REST API takes at most {limit} bytes",
+                                  status=413)
 
 
 def _is_registry_request() -> bool:

@@ -132,6 +132,12 @@ class Settings:
     token_lifetime: int = 300
     #: Public URL of the admin side's ``/token`` (the ``realm`` of challenges); empty: this request's host.
     token_realm: str = ""
+    #: Largest blob accepted on push, in bytes; 0: no limit.
+    max_blob_size: int = 0
+    #: Largest request body of the admin REST API (``/pulp/api/v2/``, not pushes), in bytes.
+    max_request_body: int = 1024 * 1024
+    #: Bytes of blobs the content storage may hold in total (the sum of the blob records); 0: no quota.
+    storage_quota: int = 0
     ldap: LdapSettings = dataclasses.field(default_factory=LdapSettings)
 
     def __post_init__(self) -> None:
@@ -155,6 +161,11 @@ class Settings:
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
         if not 4 <= self.bcrypt_rounds <= 16:
             raise ConfigError(f"bcrypt_rounds: must be between 4 and 16, got {self.bcrypt_rounds}")
+        for key in ("max_blob_size", "storage_quota"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be 0 (off) or a number of bytes, got {getattr(self, key)}")
+        if self.max_request_body <= 0:
+            raise ConfigError(f"max_request_body: must be a positive number of bytes, got {self.max_request_body}")
         if self.credential_cache_seconds < 0:
             raise ConfigError(f"credential_cache_seconds: must be 0 or more, got {self.credential_cache_seconds}")
         if self.token_realm and not self.token_realm.startswith(("http://", "https://")):

@@ -14,6 +14,8 @@ from typing import Any, BinaryIO, Iterable, Mapping
 
 from pulp_registry import oci, tasks
 from pulp_registry.db import Collections, DuplicateKeyError, utcnow
+from pulp_registry.registry_errors import BlobTooLarge, QuotaExceeded, StorageFull
+from pulp_registry.storage import SizeLimit
 from pulp_registry.registry_errors import (BlobUnknown, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown,
                                           ManifestInvalid, ManifestUnknown, NameInvalid, NameUnknown,
                                           RegistryError)
@@ -93,18 +95,48 @@ def repositories_holding_blob(db: Collections, digest: str, limit: int = 20) -> 
 # --- upload sessions ----------------------------------------------------------------
 
 
-def start_upload(services: Any, repo_name: str, repo_id: str | None) -> str:
-    """Open a blob upload session for ``repo_name`` (whose repository may not exist yet)."""
+def stored_bytes(db: Collections) -> int:
+    """Bytes of blobs in content storage, counted from the ``blobs`` documents (each digest once)."""
+    totals = list(db.blobs.aggregate([{"$group": {"_id": None, "total": {"$sum": "$size"}}}]))
+    return int(totals[0]["total"]) if totals else 0
+
+
+def blob_limit(services: Any) -> SizeLimit | None:
+    """The tighter of ``max_blob_size`` and what ``storage_quota`` leaves, or None when both are off.
+
+    The quota counts committed blobs only: sessions under way are not reserved, so pushes
+    running at the same moment may together go over it by what they carry.
+    """
+    settings = services.settings
+    limits: list[SizeLimit] = []
+    if settings.max_blob_size:
+        limits.append(SizeLimit(settings.max_blob_size, lambda: BlobTooLarge(
+            f"blob too large: this registry takes blobs of at most {settings.max_blob_size} bytes",
+            detail={"max_blob_size": settings.max_blob_size})))
+    if settings.storage_quota:
+        left = max(settings.storage_quota - stored_bytes(services.db), 0)
+        limits.append(SizeLimit(left, lambda: QuotaExceeded(
+            f"storage quota exceeded: the registry may hold {settings.storage_quota} bytes of content "
+            f"and has room for {left} more", detail={"storage_quota": settings.storage_quota, "available": left})))
+    return min(limits, key=lambda limit: limit.max_bytes) if limits else None
+
+
+def start_upload(services: Any, repo_name: str, repo_id: str | None, owner: str | None = None) -> str:
+    """Open a blob upload session for ``repo_name`` (whose repository may not exist yet), owned by ``owner``."""
     upload_id = services.storage.upload_start()
     services.db.uploads.insert_one({"_id": upload_id, "repo_id": repo_id, "repo_name": repo_name,
-                                    "started": utcnow()})
+                                    "owner": owner, "started": utcnow()})
     return upload_id
 
 
-def get_upload(services: Any, repo_name: str, upload_id: str) -> dict[str, Any]:
-    """The session ``upload_id`` of ``repo_name``, or ``BlobUploadUnknown``."""
+def get_upload(services: Any, repo_name: str, upload_id: str, caller_login: str | None = None) -> dict[str, Any]:
+    """The session ``upload_id`` of ``repo_name`` opened by ``caller_login``, or ``BlobUploadUnknown``.
+
+    A session belongs to the repository and the user that opened it: to anyone else it does not exist.
+    """
     upload = services.db.uploads.find_one({"_id": upload_id}) if isinstance(upload_id, str) else None
-    if upload is None or upload["repo_name"] != repo_name:
+    if (upload is None or upload["repo_name"] != repo_name
+            or (upload.get("owner") is not None and upload["owner"] != caller_login)):
         raise BlobUploadUnknown(f"upload {upload_id} is unknown to repository {repo_name}",
                                 detail={"upload": upload_id})
     return upload
@@ -114,9 +146,20 @@ def upload_size(services: Any, upload: Mapping[str, Any]) -> int:
     return services.storage.upload_size(upload["_id"])
 
 
-def append_upload(services: Any, upload: Mapping[str, Any], stream: BinaryIO | Iterable[bytes]) -> int:
-    """Append a chunk to the session; return its new size."""
-    return services.storage.upload_append(upload["_id"], stream)
+def append_upload(services: Any, upload: Mapping[str, Any], stream: BinaryIO | Iterable[bytes],
+                  expected_start: int | None = None, length: int | None = None) -> int:
+    """Append a chunk to the session; return its new size.
+
+    ``expected_start`` is where a ``Content-Range`` says the chunk starts (``RangeInvalid``
+    otherwise); ``length`` is its Content-Length, refused before reading when over the limit.
+    A chunk over a limit, or that finds the storage full, drops the whole session: nothing is kept.
+    """
+    try:
+        return services.storage.upload_append(upload["_id"], stream, expected_start=expected_start,
+                                              length=length, limit=blob_limit(services))
+    except (BlobTooLarge, QuotaExceeded, StorageFull):
+        cancel_upload(services, upload)
+        raise
 
 
 def cancel_upload(services: Any, upload: Mapping[str, Any]) -> None:
@@ -127,15 +170,14 @@ def cancel_upload(services: Any, upload: Mapping[str, Any]) -> None:
 def finish_upload(services: Any, upload: Mapping[str, Any], digest: str) -> tuple[dict[str, Any], int]:
     """Verify the session against ``digest``, keep the blob and give it to the repository (created if new).
 
-    A digest that does not match drops the session: nothing partial is kept.
+    Finishing ends the session whatever the outcome: a digest that does not match, an upload
+    changed by a PATCH racing the finish, or a full storage keep nothing.
     """
     oci.validate_digest(digest)
     try:
         size = services.storage.upload_finish(upload["_id"], digest)
-    except DigestInvalid:
+    finally:
         services.db.uploads.delete_one({"_id": upload["_id"]})
-        raise
-    services.db.uploads.delete_one({"_id": upload["_id"]})
     repo = ensure_repository(services.db, upload["repo_name"])
     add_blob(services, repo, digest, size)
     return repo, size
@@ -143,9 +185,12 @@ def finish_upload(services: Any, upload: Mapping[str, Any], digest: str) -> tupl
 
 def put_blob(services: Any, repo_name: str, digest: str, stream: BinaryIO | Iterable[bytes],
              size: int | None) -> tuple[dict[str, Any], int]:
-    """A monolithic upload: store the verified stream and give it to the repository (created if new)."""
+    """A monolithic upload: store the verified stream and give it to the repository (created if new).
+
+    A ``size`` (Content-Length) over the limit is refused before the body is read.
+    """
     oci.validate_digest(digest)
-    size = services.storage.put_stream(stream, digest, size)
+    size = services.storage.put_stream(stream, digest, size, limit=blob_limit(services))
     repo = ensure_repository(services.db, repo_name)
     add_blob(services, repo, digest, size)
     return repo, size
@@ -193,8 +238,23 @@ def check_references(services: Any, repo_id: str | None, manifest: oci.Manifest)
                                   detail={"digest": child.digest, "size": association.get("size")})
 
 
+def _platform_json(platform: Mapping[str, Any] | None) -> str | None:
+    """A child's platform as raw JSON text: its keys (``os.version``, or anything a pusher wrote)
+    are user data and never become MongoDB field names."""
+    return json.dumps(platform, sort_keys=True) if platform is not None else None
+
+
+def child_platform(child: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The platform object of a ``children`` entry of a ``manifests`` document (the one reader of it)."""
+    platform_json = child.get("platform_json")
+    if not isinstance(platform_json, str):
+        return None
+    platform = json.loads(platform_json)
+    return platform if isinstance(platform, dict) else None
+
+
 def _manifest_doc(manifest: oci.Manifest) -> dict[str, Any]:
-    """The ``manifests`` document; annotations as raw JSON so user keys never become field names."""
+    """The ``manifests`` document; annotations and platforms as raw JSON so user keys never become field names."""
     return {
         "media_type": manifest.media_type,
         "size": manifest.size,
@@ -202,7 +262,7 @@ def _manifest_doc(manifest: oci.Manifest) -> dict[str, Any]:
         "config_media_type": manifest.config.media_type if manifest.config else None,
         "blob_digests": manifest.blob_digests,
         "children": [{"digest": child.digest, "media_type": child.media_type, "size": child.size,
-                      "platform": child.platform} for child in manifest.manifests],
+                      "platform_json": _platform_json(child.platform)} for child in manifest.manifests],
         "subject": manifest.subject.digest if manifest.subject else None,
         "artifact_type": manifest.artifact_type,
         "annotations_json": json.dumps(manifest.annotations, sort_keys=True) if manifest.annotations else None,
@@ -270,12 +330,12 @@ def push_manifest(services: Any, repo_name: str, raw: bytes, content_type: str |
 
 
 def request_publish(services: Any, repo_id: str) -> dict[str, Any] | None:
-    """Spawn a publish of the repository unless one is still waiting (it will see what was just written)."""
-    waiting = tasks.find_pending(services.db, "publish", tasks.repository_resource(repo_id))
-    if waiting is not None:
-        return waiting
+    """Spawn a publish of the repository unless one is still waiting (it will see what was just written).
+
+    ``tasks.submit`` answers the waiting one, even when two pushes ask at the same moment.
+    """
     if services.celery is None:
-        return None
+        return tasks.find_pending(services.db, "publish", tasks.repository_resource(repo_id))
     return tasks.submit(services, "publish", [tasks.repository_resource(repo_id)], repo_id=repo_id)
 
 

@@ -82,6 +82,11 @@ class SizeInvalid(RegistryError):
     code, status, default_message = "SIZE_INVALID", 400, "provided length did not match content length"
 
 
+class BlobTooLarge(SizeInvalid):
+    """A blob over ``max_blob_size`` (413: the body is refused, as for a manifest too large)."""
+    status, default_message = 413, "blob too large"
+
+
 class TagInvalid(RegistryError):
     code, status, default_message = "TAG_INVALID", 400, "manifest tag did not match URI"
 
@@ -92,6 +97,11 @@ class Unauthorized(RegistryError):
 
 class Denied(RegistryError):
     code, status, default_message = "DENIED", 403, "requested access to the resource is denied"
+
+
+class QuotaExceeded(Denied):
+    """A push that would take content storage over ``storage_quota`` (413: the body is refused)."""
+    status, default_message = 413, "storage quota exceeded"
 
 
 class Unsupported(RegistryError):
@@ -105,6 +115,15 @@ class TooManyRequests(RegistryError):
 class Unavailable(RegistryError):
     """A service the registry needs (the LDAP directory) does not answer."""
     code, status, default_message = "UNAVAILABLE", 503, "service unavailable"
+
+
+class StorageFull(Unavailable):
+    """The content storage's disk (or its quota on it) is full: 507 Insufficient Storage.
+
+    The spec's closed list of codes has none for this; distribution's ``UNAVAILABLE`` is the
+    nearest, and the message says plainly what happened.
+    """
+    status, default_message = 507, "storage is full"
 
 
 class PaginationNumberInvalid(RegistryError):

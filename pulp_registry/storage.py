@@ -5,20 +5,52 @@ checked: content is written to a temporary file, fsynced, verified, then
 renamed into place. A digest is stored once, whatever repositories hold it.
 Upload sessions (the registry protocol's chunked uploads) live beside the
 content so that finishing one is a rename on the same filesystem.
+
+Several API processes share the storage. A chunk is appended under an
+exclusive ``flock`` of the session file, after checking that the file is still
+the session's (not already taken by a finish). Finishing first renames the
+session file to a private name no PATCH can open, then takes the same lock (so
+a PATCH still writing ends first), hashes the file and checks that its size is
+the hashed size before it becomes the content under its digest.
+
+A full disk (``ENOSPC``, ``EDQUOT``) is logged and raised as ``StorageFull``;
+no temporary file and no half-appended chunk is left behind.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import logging
 import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Protocol
+from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from pulp_registry.oci import Digester, digest_algorithm, validate_digest
-from pulp_registry.registry_errors import BlobUploadUnknown, DigestInvalid, SizeInvalid
+from pulp_registry.registry_errors import (BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid,
+                                          RegistryError, SizeInvalid, StorageFull)
+
+log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
+#: errno values that mean "no room left": the disk, or the user's quota on it.
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(frozen=True)
+class SizeLimit:
+    """At most ``max_bytes`` in a blob (a whole upload session); ``refuse()`` is the error that says which limit."""
+
+    max_bytes: int
+    refuse: Callable[[], RegistryError]
+
+    def check(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise self.refuse()
 
 
 class ContentStorage(Protocol):
@@ -30,10 +62,12 @@ class ContentStorage(Protocol):
     def read(self, digest: str) -> bytes: ...
     def local_path(self, digest: str) -> Path | None: ...
     def put_bytes(self, data: bytes, digest: str) -> int: ...
-    def put_stream(self, stream: BinaryIO | Iterable[bytes], digest: str, size: int | None = None) -> int: ...
+    def put_stream(self, stream: BinaryIO | Iterable[bytes], digest: str, size: int | None = None,
+                   limit: SizeLimit | None = None) -> int: ...
     def delete(self, digest: str) -> None: ...
     def upload_start(self) -> str: ...
-    def upload_append(self, upload_id: str, stream: BinaryIO | Iterable[bytes]) -> int: ...
+    def upload_append(self, upload_id: str, stream: BinaryIO | Iterable[bytes], expected_start: int | None = None,
+                      length: int | None = None, limit: SizeLimit | None = None) -> int: ...
     def upload_size(self, upload_id: str) -> int: ...
     def upload_finish(self, upload_id: str, digest: str) -> int: ...
     def upload_cancel(self, upload_id: str) -> None: ...
@@ -47,6 +81,12 @@ def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
         for chunk in stream:  # type: ignore[union-attr]
             if chunk:
                 yield chunk
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def fsync_dir(path: Path) -> None:
@@ -97,22 +137,48 @@ class FilesystemStorage:
     def put_bytes(self, data: bytes, digest: str) -> int:
         return self.put_stream([data], digest, len(data))
 
-    def put_stream(self, stream: BinaryIO | Iterable[bytes], digest: str, size: int | None = None) -> int:
-        """Write, hash and verify ``stream``; keep it under ``digest`` only if it matches."""
-        digester = Digester(digest_algorithm(digest))
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir)
-        tmp_path = Path(tmp_name)
+    @contextlib.contextmanager
+    def _full_storage_reported(self, what: str) -> Iterator[None]:
+        """Turn ``ENOSPC``/``EDQUOT`` into ``StorageFull``, with a log line for the administrator."""
         try:
-            with os.fdopen(fd, "wb") as tmp:
-                for chunk in _chunks(stream):
-                    digester.update(chunk)
-                    tmp.write(chunk)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            self._verify(digester, digest, size)
-            self._commit(tmp_path, digest)
+            yield
+        except OSError as exc:
+            if exc.errno not in FULL_ERRNOS:
+                raise
+            log.error("content storage %s is full (%s) while %s; nothing of it was kept", self.root,
+                      os.strerror(exc.errno), what)
+            raise StorageFull(f"storage is full: the registry could not store {what}; nothing was kept, "
+                              "push again once an administrator has freed space") from None
+
+    def put_stream(self, stream: BinaryIO | Iterable[bytes], digest: str, size: int | None = None,
+                   limit: SizeLimit | None = None) -> int:
+        """Write, hash and verify ``stream``; keep it under ``digest`` only if it matches.
+
+        A ``size`` (the request's Content-Length) over ``limit`` is refused before anything is
+        read; a stream that grows past it is cut off. Nothing partial is kept either way.
+        """
+        if limit is not None and size is not None:
+            limit.check(size)
+        digester = Digester(digest_algorithm(digest))
+        tmp_path: Path | None = None
+        try:
+            with self._full_storage_reported(f"blob {digest}"):
+                fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir)
+                tmp_path = Path(tmp_name)
+                try:
+                    for chunk in _chunks(stream):
+                        digester.update(chunk)
+                        if limit is not None:
+                            limit.check(digester.size)
+                        _write_all(fd, chunk)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._verify(digester, digest, size)
+                self._commit(tmp_path, digest, digester.size)
         finally:
-            tmp_path.unlink(missing_ok=True)
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
         return digester.size
 
     @staticmethod
@@ -122,15 +188,39 @@ class FilesystemStorage:
         if digester.digest != digest:
             raise DigestInvalid(f"content digest is {digester.digest}, not {digest}")
 
-    def _commit(self, tmp_path: Path, digest: str) -> None:
-        """Rename verified content into place; an existing copy is already the same bytes."""
+    def _commit(self, verified_path: Path, digest: str, size: int) -> None:
+        """Rename verified content (``size`` bytes) into place.
+
+        An existing copy of the right size is the same bytes (it was verified when it was
+        written); one of another size is damaged and is replaced atomically.
+        """
         target = self.path(digest)
-        if target.exists():
+        try:
+            existing_size: int | None = target.stat().st_size
+        except FileNotFoundError:
+            existing_size = None
+        if existing_size == size:
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
+        if existing_size is not None:
+            log.warning("stored %s is %d bytes, not %d: replacing it with the verified copy",
+                        digest, existing_size, size)
+        self._make_dirs(target.parent)
+        os.chmod(verified_path, 0o644)
+        os.replace(verified_path, target)
         fsync_dir(target.parent)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create ``directory`` and its missing parents, each one made durable in its parent."""
+        missing: list[Path] = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for new_directory in reversed(missing):
+            try:
+                new_directory.mkdir()
+            except FileExistsError:
+                continue  # another process made it (and makes it durable)
+            fsync_dir(new_directory.parent)
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
@@ -146,7 +236,8 @@ class FilesystemStorage:
 
     def upload_start(self) -> str:
         upload_id = str(uuid.uuid4())
-        self._upload_path(upload_id).touch()
+        with self._full_storage_reported("a new upload session"):
+            self._upload_path(upload_id).touch()
         return upload_id
 
     def upload_size(self, upload_id: str) -> int:
@@ -155,34 +246,84 @@ class FilesystemStorage:
         except FileNotFoundError:
             raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
 
-    def upload_append(self, upload_id: str, stream: BinaryIO | Iterable[bytes]) -> int:
-        """Append a chunk; return the upload's new size."""
+    @staticmethod
+    def _still_named(fd: int, path: Path) -> bool:
+        """The open file ``fd`` is still the one at ``path`` (a finish renames it away)."""
+        try:
+            named = path.stat()
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+    def upload_append(self, upload_id: str, stream: BinaryIO | Iterable[bytes], expected_start: int | None = None,
+                      length: int | None = None, limit: SizeLimit | None = None) -> int:
+        """Append a chunk; return the upload's new size.
+
+        ``expected_start`` (from a Content-Range) must be the session's size when the chunk is
+        written, else ``RangeInvalid``; ``length`` (the Content-Length) and the bytes received are
+        held to ``limit``. A chunk that fails for any reason is cut off again: the session keeps
+        what it had.
+        """
         path = self._upload_path(upload_id)
-        if not path.exists():
-            raise BlobUploadUnknown(f"upload {upload_id} unknown")
-        with path.open("ab") as upload:
-            for chunk in _chunks(stream):
-                upload.write(chunk)
-            upload.flush()
-            os.fsync(upload.fileno())
-            return upload.tell()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self._still_named(fd, path):
+                raise BlobUploadUnknown(f"upload {upload_id} unknown (it was finished or cancelled)")
+            start = os.fstat(fd).st_size
+            if expected_start is not None and expected_start != start:
+                raise RangeInvalid(f"chunk starts at byte {expected_start}, but the upload holds {start} bytes")
+            if limit is not None and length is not None:
+                limit.check(start + length)
+            size = start
+            try:
+                with self._full_storage_reported(f"a chunk of upload {upload_id}"):
+                    for chunk in _chunks(stream):
+                        size += len(chunk)
+                        if limit is not None:
+                            limit.check(size)
+                        _write_all(fd, chunk)
+                    os.fsync(fd)
+            except BaseException:
+                os.ftruncate(fd, start)
+                raise
+            return size
+        finally:
+            os.close(fd)  # releases the lock
 
     def upload_finish(self, upload_id: str, digest: str) -> int:
-        """Verify the whole upload against ``digest`` and move it into place."""
+        """Verify the whole upload against ``digest`` and move it into place.
+
+        The session file is first renamed to a private name, so no PATCH can open it any
+        more; a PATCH that opened it before holds its lock, which is waited for. What is
+        hashed is exactly what becomes the content: the size is checked again under the lock.
+        """
         path = self._upload_path(upload_id)
-        if not path.exists():
-            raise BlobUploadUnknown(f"upload {upload_id} unknown")
         digester = Digester(digest_algorithm(digest))
-        with path.open("rb") as upload:
-            while chunk := upload.read(CHUNK_SIZE):
-                digester.update(chunk)
+        private_path = self.uploads_dir / f"{upload_id}.finishing-{uuid.uuid4().hex}"
         try:
-            self._verify(digester, digest, None)
-        except DigestInvalid:
-            path.unlink(missing_ok=True)
-            raise
-        self._commit(path, digest)
-        path.unlink(missing_ok=True)
+            os.rename(path, private_path)
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {upload_id} unknown") from None
+        try:
+            fd = os.open(private_path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                while chunk := os.read(fd, CHUNK_SIZE):
+                    digester.update(chunk)
+                if os.fstat(fd).st_size != digester.size:
+                    raise BlobUploadInvalid(f"upload {upload_id} changed while it was being finished")
+                self._verify(digester, digest, None)
+                with self._full_storage_reported(f"blob {digest}"):
+                    self._commit(private_path, digest, digester.size)
+            finally:
+                os.close(fd)
+        finally:
+            private_path.unlink(missing_ok=True)
         return digester.size
 
     def upload_cancel(self, upload_id: str) -> None:

@@ -5,6 +5,11 @@ streamed without it as docker and skopeo do), and ends with PUT ``?digest=``,
 which verifies the whole blob before it becomes visible. The repository is
 created when the first blob or manifest lands, not when a session opens, so an
 abandoned upload leaves no empty repository behind.
+
+A session belongs to the repository and the user that opened it; anyone else
+gets ``BLOB_UPLOAD_UNKNOWN``. Chunks arrive in order (416 otherwise, checked
+again under the session's lock), and blobs are held to ``max_blob_size`` and
+``storage_quota`` (413) before anything is stored.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from werkzeug.wrappers import Response
 from pulp_registry import content, oci
 from pulp_registry.access import PULL, PUSH, auth_required, current_caller, may
 from pulp_registry.registry.responses import blob_created, empty, range_invalid, upload_response
-from pulp_registry.registry_errors import DigestInvalid
+from pulp_registry.registry_errors import DigestInvalid, RangeInvalid
 from pulp_registry.repositories import find_repository_by_name
 from pulp_registry.services import current_services
 
@@ -33,11 +38,14 @@ def _has_body() -> bool:
     return bool(request.environ.get("wsgi.input_terminated"))
 
 
-def _check_content_range(name: str, upload_id: str, size: int) -> None:
-    """A chunk with a ``Content-Range`` must start where the session ends and say its length right."""
+def _check_content_range(name: str, upload_id: str, size: int) -> int | None:
+    """A chunk with a ``Content-Range`` must start where the session ends and say its length right.
+
+    Returns where it starts (None without the header), for storage to check again under its lock.
+    """
     header = request.headers.get("Content-Range")
     if header is None:
-        return
+        return None
     match = CONTENT_RANGE_RE.match(header.strip())
     if match is None:
         raise range_invalid(name, upload_id, size, f"Content-Range {header!r} is not <start>-<end>")
@@ -48,6 +56,22 @@ def _check_content_range(name: str, upload_id: str, size: int) -> None:
     if end < start or (request.content_length is not None and request.content_length != end - start + 1):
         raise range_invalid(name, upload_id, size,
                             f"Content-Range {header!r} does not match Content-Length {request.content_length}")
+    return start
+
+
+def _append_chunk(services: Any, name: str, upload: dict[str, Any]) -> int:
+    """Append this request's body to the session, in order; the session's new size."""
+    expected_start = _check_content_range(name, upload["_id"], content.upload_size(services, upload))
+    try:
+        return content.append_upload(services, upload, request.stream, expected_start=expected_start,
+                                     length=request.content_length)
+    except RangeInvalid as exc:  # another request of the session got in between: say where it ends now
+        raise range_invalid(name, upload["_id"], content.upload_size(services, upload), exc.message) from None
+
+
+def _session(services: Any, name: str, upload_id: str) -> dict[str, Any]:
+    """The session ``upload_id`` if the caller opened it in repository ``name``."""
+    return content.get_upload(services, name, upload_id, current_caller().login)
 
 
 def _mountable_size(services: Any, name: str, digest: str, source_name: str | None) -> int | None:
@@ -94,7 +118,7 @@ def start_upload(name: str) -> Response:
             return blob_created(name, mount_digest)
     # No mount possible: fall back to an ordinary upload session, as the protocol says.
     repo = find_repository_by_name(services.db, name)
-    upload_id = content.start_upload(services, name, repo["_id"] if repo else None)
+    upload_id = content.start_upload(services, name, repo["_id"] if repo else None, current_caller().login)
     return upload_response(name, upload_id, 0)
 
 
@@ -102,7 +126,7 @@ def start_upload(name: str) -> Response:
 @auth_required(PUSH, repository="name")
 def upload_status(name: str, upload_id: str) -> Response:
     services = current_services()
-    upload = content.get_upload(services, name, upload_id)
+    upload = _session(services, name, upload_id)
     return upload_response(name, upload_id, content.upload_size(services, upload), status=204)
 
 
@@ -110,9 +134,7 @@ def upload_status(name: str, upload_id: str) -> Response:
 @auth_required(PUSH, repository="name")
 def upload_chunk(name: str, upload_id: str) -> Response:
     services = current_services()
-    upload = content.get_upload(services, name, upload_id)
-    _check_content_range(name, upload_id, content.upload_size(services, upload))
-    size = content.append_upload(services, upload, request.stream)
+    size = _append_chunk(services, name, _session(services, name, upload_id))
     return upload_response(name, upload_id, size)
 
 
@@ -121,14 +143,13 @@ def upload_chunk(name: str, upload_id: str) -> Response:
 def finish_upload(name: str, upload_id: str) -> Response:
     """Take the last chunk if any, verify the digest of the whole blob, and keep it (201)."""
     services = current_services()
-    upload = content.get_upload(services, name, upload_id)
+    upload = _session(services, name, upload_id)
     digest = request.args.get("digest")
     if not digest:
         raise DigestInvalid("the digest query parameter is required to finish an upload")
     oci.validate_digest(digest)
     if _has_body():
-        _check_content_range(name, upload_id, content.upload_size(services, upload))
-        content.append_upload(services, upload, request.stream)
+        _append_chunk(services, name, upload)
     content.finish_upload(services, upload, digest)
     return blob_created(name, digest)
 
@@ -137,5 +158,5 @@ def finish_upload(name: str, upload_id: str) -> Response:
 @auth_required(PUSH, repository="name")
 def cancel_upload(name: str, upload_id: str) -> Response:
     services = current_services()
-    content.cancel_upload(services, content.get_upload(services, name, upload_id))
+    content.cancel_upload(services, _session(services, name, upload_id))
     return empty(204, {})
