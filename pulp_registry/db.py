@@ -12,12 +12,14 @@ Collections (``_id`` first):
   become field names), ``protected``, ``created``, ``updated``,
   ``last_published``.
 - ``blobs`` / ``manifests``: content units keyed by digest; a manifest keeps its
-  media type, size, config/layer digests, child manifests, subject and
-  artifact type (annotations as a raw JSON string).
+  media type, size, config/layer digests, child manifests (each child's platform as
+  a raw JSON string, ``platform_json``), subject and artifact type (annotations as a
+  raw JSON string).
 - ``repo_blobs`` / ``repo_manifests``: associations ``(repo_id, digest)``, unique.
 - ``tags``: ``(repo_id, name)`` unique, with ``manifest_digest``.
 - ``uploads``: blob upload sessions of the push endpoints.
-- ``tasks``: task status documents (see ``tasks.py``).
+- ``tasks``: task status documents (see ``tasks.py``); ``pending_key`` (unique where present)
+  keeps two pending tasks of the same work from both being created.
 - ``locks``: one document per locked resource, owned by a task.
 - ``users``: ``_id`` login, ``source`` (``local`` or ``ldap``), bcrypt ``password_hash``
   (local users), ``roles`` (given by hand) and ``ldap_roles`` (from the directory at
@@ -55,7 +57,9 @@ INDEXES: dict[str, list[IndexModel]] = {
              IndexModel([("manifest_digest", ASCENDING)])],
     "uploads": [IndexModel([("repo_id", ASCENDING)])],
     "tasks": [IndexModel([("state", ASCENDING), ("created", DESCENDING)]),
-              IndexModel([("resources", ASCENDING)])],
+              IndexModel([("resources", ASCENDING)]),
+              # One pending task per work (``tasks.submit``): only tasks that may have a twin carry the key.
+              IndexModel([("pending_key", ASCENDING)], unique=True, sparse=True)],
     "locks": [IndexModel([("task_id", ASCENDING)])],
     "users": [IndexModel([("roles", ASCENDING)]), IndexModel([("ldap_roles", ASCENDING)])],
     "roles": [],

@@ -19,6 +19,8 @@ from pulp_registry.registry_errors import RegistryError
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 #: Fields of a repository an update may change (``name`` is immutable: pulls would break).
 UPDATABLE_FIELDS = ("description", "notes", "protected")
+#: Notes live in the repository document (a list of pairs): a few hundred keys at most, not a growing list.
+MAX_NOTES = 200
 
 
 class RepositoryError(ValueError):
@@ -79,6 +81,8 @@ def validate_notes(notes: Any, allow_none_values: bool = False) -> dict[str, str
             continue
         if not isinstance(value, str):
             raise RepositoryError("notes", f"note {key!r} must have a string value")
+    if len(notes) > MAX_NOTES:
+        raise RepositoryError("notes", f"a repository holds at most {MAX_NOTES} notes")
     return dict(notes)
 
 
@@ -158,11 +162,30 @@ def list_repositories(db: Collections, name: str | None = None) -> list[dict[str
 # --- update and delete ------------------------------------------------------------
 
 
+#: Attempts of a notes update whose repository kept changing under it (each attempt lost a race).
+_NOTES_UPDATE_ATTEMPTS = 50
+
+
+def _merged_notes(stored: Any, delta_notes: Mapping[str, str | None]) -> list[list[str]]:
+    """Stored note pairs with ``delta_notes`` applied (a ``None`` value removes the key)."""
+    merged = dict(stored or [])
+    for key, value in delta_notes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return [[key, value] for key, value in merged.items()]
+
+
 def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """Apply ``delta`` (description, notes, protected); return the repository and whether ``protected`` changed.
 
-    Notes are merged key by key like Pulp 2's: a ``null`` value removes the key.
+    Notes are merged key by key like Pulp 2's: a ``null`` value removes the key. They are stored as
+    pairs (user keys never become field names), so the merge is a read then a write conditioned on
+    the notes read: a concurrent change of another note makes it read again, never lost.
     """
+    from pulp_registry.locks import PROCESS_GUARD
+
     repo = require_repository(db, repo_id)
     if not isinstance(delta, Mapping):
         raise RepositoryError("delta", "delta must be an object")
@@ -174,32 +197,39 @@ def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any]) -
         elif key not in UPDATABLE_FIELDS:
             raise RepositoryError(f"delta.{key}", f"unknown field {key!r}; updatable: {', '.join(UPDATABLE_FIELDS)}")
     changes: dict[str, Any] = {}
+    delta_notes: dict[str, str | None] | None = None
     try:
         if "description" in delta:
             changes["description"] = validate_description(delta["description"])
         if "protected" in delta:
             changes["protected"] = validate_protected(delta["protected"])
         if "notes" in delta:
-            merged = dict(repo.get("notes") or [])
-            for key, value in validate_notes(delta["notes"], allow_none_values=True).items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            changes["notes"] = [[key, value] for key, value in merged.items()]
+            delta_notes = validate_notes(delta["notes"], allow_none_values=True)
     except RepositoryError as exc:
         raise RepositoryError(f"delta.{exc.field}", exc.message) from None
-    if not changes:
+    if not changes and delta_notes is None:
         return repo, False
-    changes["updated"] = utcnow()
-    # Compare with the document as it was just before this write, not as read above: a concurrent
-    # update of ``protected`` must not hide the change from the caller (who then republishes).
-    before = db.repositories.find_one_and_update({"_id": repo_id}, {"$set": changes},
-                                                 return_document=ReturnDocument.BEFORE)
-    if before is None:
-        raise RepositoryNotFound(repo_id)
-    protected_changed = "protected" in changes and changes["protected"] != before.get("protected", False)
-    return {**before, **changes}, protected_changed
+    for attempt in range(_NOTES_UPDATE_ATTEMPTS):
+        # mongomock applies a conditional update in several Python steps: serialize it (and the
+        # read a retry needs) within the process; across processes the condition does the work.
+        with PROCESS_GUARD:
+            if attempt:
+                repo = require_repository(db, repo_id)  # the notes changed meanwhile: merge into what is there now
+            query: dict[str, Any] = {"_id": repo_id}
+            update = {**changes, "updated": utcnow()}
+            if delta_notes is not None:
+                query["notes"] = repo.get("notes")
+                update["notes"] = _merged_notes(repo.get("notes"), delta_notes)
+                if len(update["notes"]) > MAX_NOTES:
+                    raise RepositoryError("delta.notes", f"a repository holds at most {MAX_NOTES} notes")
+            # Compare with the document as it was just before this write, not as read above: a concurrent
+            # update of ``protected`` must not hide the change from the caller (who then republishes).
+            before = db.repositories.find_one_and_update(query, {"$set": update},
+                                                         return_document=ReturnDocument.BEFORE)
+        if before is not None:
+            protected_changed = "protected" in update and update["protected"] != before.get("protected", False)
+            return {**before, **update}, protected_changed
+    raise RepositoryError("delta.notes", f"repository {repo_id!r} kept changing; try again")
 
 
 def delete_repository(services: Any, repo_id: str) -> dict[str, Any]:
@@ -296,6 +326,8 @@ def platform_string(platform: Any) -> str | None:
 
 def list_images(db: Collections, repo_id: str) -> list[dict[str, Any]]:
     """The manifests a repository holds, newest first, with their tags, total size and platforms."""
+    from pulp_registry.content import child_platform
+
     # ObjectIds grow with insertion: they order two pushes within the same millisecond.
     associations = list(db.repo_manifests.find({"repo_id": repo_id}).sort([("added", -1), ("_id", -1)]))
     sizes = _SizeCalculator(db, [association["digest"] for association in associations])
@@ -306,7 +338,7 @@ def list_images(db: Collections, repo_id: str) -> list[dict[str, Any]]:
     for association in associations:
         digest = association["digest"]
         doc = sizes.manifests.get(digest, {})
-        platforms = [platform_string(child.get("platform")) for child in doc.get("children") or []]
+        platforms = [platform_string(child_platform(child)) for child in doc.get("children") or []]
         images.append({
             "digest": digest,
             "media_type": association.get("media_type") or doc.get("media_type"),

@@ -41,7 +41,10 @@ def services(settings: Settings) -> Iterator[Services]:
     from workers import context
     from workers.app import create_celery_app
 
-    services = build_services(settings)
+    from tests.mongo_rules import CheckingClient
+
+    # Every write of every test is checked against what MongoDB refuses (mongomock accepts it).
+    services = build_services(settings, mongo_client=CheckingClient())
     services.celery = create_celery_app(settings, task_always_eager=True, task_eager_propagates=False)
     context.set_services(services)
     create_user(services.db, ADMIN_LOGIN, ADMIN_PASSWORD, roles=[SUPER_USERS], rounds=4)

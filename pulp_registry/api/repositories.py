@@ -76,17 +76,15 @@ def update_repository(repo_id: str) -> Response:
 @blueprint.delete("/repositories/<repo_id>/")
 @auth_required(DELETE)
 def delete_repository(repo_id: str) -> Response:
-    """202 with the delete task; asked again while it is pending, the same task."""
-    db = current_services().db
-    repositories.require_repository(db, repo_id)
-    pending = tasks.find_pending(db, "delete_repository", tasks.repository_resource(repo_id),
-                                 (tasks.TaskState.WAITING, tasks.TaskState.RUNNING))
-    return call_report([pending or _spawn("delete_repository", repo_id)])
+    """202 with the delete task; asked again while it is pending, the same task (``tasks.submit``)."""
+    repositories.require_repository(current_services().db, repo_id)
+    return call_report([_spawn("delete_repository", repo_id)])
 
 
 @blueprint.post("/repositories/<repo_id>/actions/publish/")
 @auth_required(EXECUTE)
 def publish_repository(repo_id: str) -> Response:
+    """202 with the publish task; while a publish still waits, that one (it will publish what is there)."""
     json_body(())  # no options yet: an unknown field is a mistake worth reporting
     repositories.require_repository(current_services().db, repo_id)
     return call_report([_spawn("publish", repo_id)])

@@ -150,7 +150,13 @@ def test_two_publishes_of_one_repository_never_run_at_once(broker_services):
         with start_embedded_worker(broker_services.celery, broker_services, concurrency=4):
             # The first publish holds the lock and waits inside its work until the second was refused.
             first = submit_publish(broker_services, repo["_id"])
+            # Asked while the first still waits, a publish is that one (no twins): ask once it runs.
+            deadline = time.monotonic() + 30
+            while broker_services.db.tasks.find_one({"_id": first})["state"] == "waiting":
+                assert time.monotonic() < deadline, "the first publish never started"
+                time.sleep(0.02)
             second = submit_publish(broker_services, repo["_id"])
+            assert second != first
             outcomes = [wait_for_task(broker_services, task_id) for task_id in (first, second)]
     finally:
         task_retry.disconnect(on_retry)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pulp_registry import oci, tasks
+from pulp_registry import content, oci, tasks
 from tests.registry.conftest import descriptor, manifest_bytes, sha256
 
 IMAGE_TYPES = [oci.DOCKER_MANIFEST, oci.OCI_MANIFEST]
@@ -54,7 +54,7 @@ def test_manifest_list_put_over_pushed_children(client, auth, push, services, li
     assert response.headers["Docker-Content-Digest"] == sha256(raw)
     _assert_served(client, auth, "my/app", reference, raw, list_type)
     children = services.db.manifests.find_one({"_id": sha256(raw)})["children"]
-    assert [child["platform"]["architecture"] for child in children] == ["amd64", "arm64"]
+    assert [content.child_platform(child)["architecture"] for child in children] == ["amd64", "arm64"]
 
 
 def test_put_answers_location_digest_and_the_publish_task(client, auth, push, services):
