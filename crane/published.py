@@ -156,9 +156,7 @@ def parse_repository(doc: Mapping[str, Any], version: str) -> PublishedRepositor
             subject=info.get("subject"), platforms=_platforms(info.get("platforms")))
     tags = {sys.intern(tag): sys.intern(oci.validate_digest(digest)) for tag, digest in doc["tags"].items()}
     blobs = {sys.intern(oci.validate_digest(digest)): int(size) for digest, size in doc["blobs"].items()}
-    for tag, digest in tags.items():
-        if digest not in manifests:
-            raise ValueError(f"tag {tag!r} points at {digest}, which is not in manifests")
+    fmt.check_repository(doc)   # the rules the publisher checks before it switches to a version
     return PublishedRepository(
         name=name, repo_id=str(doc.get("repo_id", "")), protected=bool(doc.get("protected", False)),
         version=version, tags=MappingProxyType(tags), manifests=MappingProxyType(manifests),

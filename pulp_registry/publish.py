@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
@@ -39,6 +40,21 @@ class PublishError(Exception):
 
 def _random() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, each new directory fsynced into its parent."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+        fsync_dir(directory.parent)   # also when another process made it: its entry may not be durable yet
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -68,7 +84,8 @@ def _link_content(storage: Any, digest: str, target: Path) -> bool:
     """Put the stored bytes of ``digest`` at ``target``; False if storage lacks them."""
     if target.exists():
         return True
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.parent.is_dir():
+        make_dirs(target.parent)
     tmp = target.parent / f".{target.name}.{_random()}.tmp"
     try:
         source_path = storage.local_path(digest)
@@ -99,6 +116,13 @@ def _batched(values: list[str]) -> Iterable[list[str]]:
         yield values[start:start + _QUERY_BATCH]
 
 
+def _child_platform(child: dict[str, Any]) -> Any:
+    """The platform of a list's child as ``repository.json`` shows it, from its ``manifests`` document."""
+    from pulp_registry.content import child_platform
+
+    return child_platform(child)
+
+
 def _manifest_entry(association: dict[str, Any], manifest: dict[str, Any] | None) -> dict[str, Any]:
     manifest = manifest or {}
     annotations_json = manifest.get("annotations_json")
@@ -110,31 +134,69 @@ def _manifest_entry(association: dict[str, Any], manifest: dict[str, Any] | None
         "config_media_type": manifest.get("config_media_type"),
         "subject": manifest.get("subject"),
         "annotations": json.loads(annotations_json) if annotations_json else None,
-        "platforms": [{"digest": child["digest"], "platform": child.get("platform")} for child in children]
+        "platforms": [{"digest": child["digest"], "platform": _child_platform(child)} for child in children]
         if children else None,
     }
 
 
-def repository_document(db: Collections, repo: dict[str, Any], published: datetime) -> tuple[dict[str, Any], set[str]]:
-    """``repository.json`` of ``repo`` and the blob digests it must list but the repo did not associate."""
+def _find_by_id(collection: Any, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for batch in _batched(sorted(ids)):
+        for document in collection.find({"_id": {"$in": batch}}):
+            found[document["_id"]] = document
+    return found
+
+
+@dataclass
+class RepositoryContent:
+    """What a publish read: the document to write and what it needs to check and link it."""
+
+    document: dict[str, Any]
+    #: Manifest digest -> the config and layer digests it needs (foreign layers are not pushed, not listed).
+    manifest_blobs: dict[str, list[str]]
+    #: Blobs listed because a manifest needs them although the repository has no association for them.
+    unassociated: set[str] = field(default_factory=set)
+
+
+def read_repository(db: Collections, repo: dict[str, Any], published: datetime) -> RepositoryContent:
+    """Read ``repo`` so that what is read is whole, however pushes race the reading.
+
+    A push writes blobs and their associations, then the manifest (a list's
+    children before the list), then the tag. So tags are read first, then the
+    manifests, then the blobs: whatever a tag names was associated before the
+    tag was written, and so before the manifests were read; likewise for the
+    children and blobs of every manifest read. A manifest or blob that is needed
+    but has no association (a repository changed behind our back) is taken from
+    its unit, as long as the unit exists; ``check_document`` says what is still missing.
+    """
     repo_id = repo["_id"]
+    tags = {tag["name"]: tag["manifest_digest"] for tag in db.tags.find({"repo_id": repo_id})}
     associations = {a["digest"]: a for a in db.repo_manifests.find({"repo_id": repo_id})}
-    manifest_docs: dict[str, dict[str, Any]] = {}
-    for batch in _batched(sorted(associations)):
-        for manifest in db.manifests.find({"_id": {"$in": batch}}):
-            manifest_docs[manifest["_id"]] = manifest
-    manifests = {digest: _manifest_entry(associations[digest], manifest_docs.get(digest))
-                 for digest in sorted(associations)}
+    manifest_docs = _find_by_id(db.manifests, associations)
+    wanted = set(tags.values()) - manifest_docs.keys()
+    while True:
+        wanted |= {child["digest"] for manifest in manifest_docs.values()
+                   for child in manifest.get("children") or []} - manifest_docs.keys()
+        found = _find_by_id(db.manifests, wanted) if wanted else {}
+        if not found:
+            break
+        for digest in found:
+            log.warning("manifest %s is needed in %s but not associated with it; published from its unit",
+                        digest, repo_id)
+        manifest_docs.update(found)
+        wanted -= found.keys()
+    listed = sorted(associations.keys() | manifest_docs.keys())
+    manifests = {digest: _manifest_entry(associations.get(digest, {}), manifest_docs.get(digest))
+                 for digest in listed}
+    manifest_blobs = {digest: list(manifest.get("blob_digests") or []) for digest, manifest in manifest_docs.items()}
 
     blobs = {a["digest"]: a.get("size") for a in db.repo_blobs.find({"repo_id": repo_id})}
     # A manifest's config and layers are pullable through it even if an association is missing.
-    referenced = {digest for manifest in manifest_docs.values() for digest in manifest.get("blob_digests") or []}
+    referenced = {digest for needed in manifest_blobs.values() for digest in needed}
     unassociated = referenced - blobs.keys()
-    for batch in _batched(sorted(unassociated)):
-        for blob in db.blobs.find({"_id": {"$in": batch}}):
-            blobs[blob["_id"]] = blob.get("size")
+    for digest, blob in _find_by_id(db.blobs, unassociated).items():
+        blobs[digest] = blob.get("size")
 
-    tags = {tag["name"]: tag["manifest_digest"] for tag in db.tags.find({"repo_id": repo_id})}
     document = {
         "format": fmt.FORMAT_VERSION,
         "name": repo["name"],
@@ -145,7 +207,22 @@ def repository_document(db: Collections, repo: dict[str, Any], published: dateti
         "manifests": manifests,
         "blobs": dict(sorted(blobs.items())),
     }
-    return document, unassociated
+    return RepositoryContent(document, manifest_blobs, unassociated)
+
+
+def repository_document(db: Collections, repo: dict[str, Any], published: datetime) -> tuple[dict[str, Any], set[str]]:
+    """``repository.json`` of ``repo`` and the blob digests it must list but the repo did not associate."""
+    content = read_repository(db, repo, published)
+    return content.document, content.unassociated
+
+
+def check_document(content: RepositoryContent) -> None:
+    """Raise ``PublishError`` unless Crane would serve the document whole (the rules of published_format)."""
+    try:
+        fmt.check_repository(content.document, content.manifest_blobs)
+    except ValueError as exc:
+        raise PublishError(f"repository {content.document['name']!r} is not published: its content is "
+                           f"not whole ({exc}); the live version stays") from None
 
 
 # --- publish and unpublish -------------------------------------------------------------
@@ -193,43 +270,71 @@ def _remove_old_versions(repo_dir: Path, keep: set[str]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def _link_all(services: Any, root: Path, repo_id: str, content: RepositoryContent, report: Progress) -> None:
+    """Link every manifest and blob the document lists into ``blobs/``; the new names are fsynced."""
+    document = content.document
+    directories: set[Path] = set()
+    manifest_digests = list(document["manifests"])
+    for done, digest in enumerate(manifest_digests, 1):
+        target = fmt.blob_path(root, digest)
+        if not _link_content(services.storage, digest, target):
+            raise PublishError(f"manifest {digest} of repository {repo_id!r} is missing from content storage")
+        directories.add(target.parent)
+        report({"step": "manifests", "done": done, "total": len(manifest_digests)})
+    report({"step": "manifests", "done": len(manifest_digests), "total": len(manifest_digests)})
+
+    blob_digests = list(document["blobs"])
+    for done, digest in enumerate(blob_digests, 1):
+        target = fmt.blob_path(root, digest)
+        if not _link_content(services.storage, digest, target):
+            if digest not in content.unassociated:
+                raise PublishError(f"blob {digest} of repository {repo_id!r} is missing from content storage")
+            # check_document names the manifests that need it.
+            log.warning("blob %s named by a manifest of %s is not stored; not published", digest, repo_id)
+            del document["blobs"][digest]
+        directories.add(target.parent)
+        report({"step": "blobs", "done": done, "total": len(blob_digests)})
+    report({"step": "blobs", "done": len(blob_digests), "total": len(blob_digests)})
+    for directory in sorted(directories):
+        fsync_dir(directory)   # the links are durable before a version that lists them is
+
+
+def _remove_leftover_links(repo_dir: Path) -> None:
+    """``current.<random>`` links a publish killed before its rename left (publishes of a repository never overlap)."""
+    for entry in repo_dir.iterdir():
+        if entry.name.startswith(f"{fmt.CURRENT_LINK}.") and entry.is_symlink():
+            entry.unlink(missing_ok=True)
+
+
 def publish_repository(services: Any, repo_id: str, progress: Progress | None = None) -> dict[str, Any]:
-    """Write a new version of repository ``repo_id`` into the published tree and switch to it."""
+    """Write a new version of repository ``repo_id`` into the published tree and switch to it.
+
+    The version is checked against the rules Crane loads a version by before
+    ``current`` is switched to it; one that is not whole fails the publish and
+    the live version stays.
+    """
     report = progress or (lambda _report: None)
     db: Collections = services.db
     repo = db.repositories.find_one({"_id": repo_id})
     if repo is None:
         raise PublishError(f"repository {repo_id!r} does not exist")
     root = Path(services.settings.published_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    make_dirs(root)
     _ensure_format_file(root)
 
     now = utcnow()
-    document, unassociated = repository_document(db, repo, now)
-
-    manifest_digests = list(document["manifests"])
-    for done, digest in enumerate(manifest_digests, 1):
-        if not _link_content(services.storage, digest, fmt.blob_path(root, digest)):
-            raise PublishError(f"manifest {digest} of repository {repo_id!r} is missing from content storage")
-        report({"step": "manifests", "done": done, "total": len(manifest_digests)})
-    report({"step": "manifests", "done": len(manifest_digests), "total": len(manifest_digests)})
-
-    blob_digests = list(document["blobs"])
-    for done, digest in enumerate(blob_digests, 1):
-        if not _link_content(services.storage, digest, fmt.blob_path(root, digest)):
-            if digest not in unassociated:
-                raise PublishError(f"blob {digest} of repository {repo_id!r} is missing from content storage")
-            log.warning("blob %s named by a manifest of %s is not stored; not published", digest, repo_id)
-            del document["blobs"][digest]
-        report({"step": "blobs", "done": done, "total": len(blob_digests)})
-    report({"step": "blobs", "done": len(blob_digests), "total": len(blob_digests)})
+    content = read_repository(db, repo, now)
+    check_document(content)
+    _link_all(services, root, repo_id, content, report)
+    check_document(content)      # again: a blob that was not stored is dropped while linking
+    document = content.document
 
     repo_dir = fmt.repository_dir(root, repo["name"])
     version = _new_version(now)
     version_dir = repo_dir / fmt.VERSIONS_DIR / version
-    version_dir.mkdir(parents=True)
+    make_dirs(version_dir)
+    _remove_leftover_links(repo_dir)
     _write_atomic(version_dir / fmt.REPOSITORY_JSON, json.dumps(document, indent=1, sort_keys=False).encode())
-    fsync_dir(version_dir.parent)
 
     previous = _switch_current(repo_dir, version)
     bump_generation(root)

@@ -6,6 +6,7 @@ its one writer and ``crane.published`` its one reader. Pure, so Crane may import
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 from urllib.parse import quote, unquote
 
 FORMAT_VERSION = 1
@@ -36,3 +37,43 @@ def blob_path(root: Path, digest: str) -> Path:
 
 def repository_dir(root: Path, name: str) -> Path:
     return root / REPOSITORIES_DIR / encode_name(name)
+
+
+def repository_problems(document: Mapping[str, Any],
+                        manifest_blobs: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+    """What makes a ``repository.json`` document not whole; empty if it may be served.
+
+    The rules Crane refuses a version by, checked by the publisher before it
+    switches ``current``: every tag points at a listed manifest, and every child
+    of a listed list or index is listed. The publisher also passes
+    ``manifest_blobs`` (manifest digest -> the config and layer digests it needs,
+    foreign layers left out), which ``repository.json`` does not record: each of
+    those must be listed in ``blobs``.
+    """
+    problems: list[str] = []
+    manifests = document["manifests"]
+    for tag, digest in document["tags"].items():
+        if digest not in manifests:
+            problems.append(f"tag {tag!r} points at {digest}, which is not in manifests")
+    for digest, info in manifests.items():
+        for child in info.get("platforms") or ():
+            if child["digest"] not in manifests:
+                problems.append(f"manifest {digest} lists child {child['digest']}, which is not in manifests")
+    if manifest_blobs is not None:
+        blobs = document["blobs"]
+        for digest, needed in manifest_blobs.items():
+            if digest not in manifests:
+                continue
+            for blob_digest in needed:
+                if blob_digest not in blobs:
+                    problems.append(f"manifest {digest} needs blob {blob_digest}, which is not in blobs")
+    return problems
+
+
+def check_repository(document: Mapping[str, Any],
+                     manifest_blobs: Mapping[str, Iterable[str]] | None = None) -> None:
+    """Raise ``ValueError`` naming the first problems if ``repository_problems`` finds any."""
+    problems = repository_problems(document, manifest_blobs)
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError("; ".join(problems[:3]) + more)

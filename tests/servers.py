@@ -211,3 +211,59 @@ def run_dev_server(tmp_path: Path, admin_password: str = "e2e-admin-password",
         raise
     finally:
         stop_process(process)
+
+
+# --- pushing over HTTP to a running server, for tests that do not need a registry client ------
+
+def sha256_digest(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def push_blob(server: DevServer, name: str, data: bytes, chunk_size: int | None = None) -> str:
+    """Push ``data`` as a blob of ``name`` to the admin side: one POST, or a session in PATCH chunks."""
+    digest = sha256_digest(data)
+    uploads = f"{server.api_url}/v2/{name}/blobs/uploads/"
+    octet = {"Content-Type": "application/octet-stream"}
+    if chunk_size is None:
+        response = requests.post(uploads, params={"digest": digest}, data=data, headers=octet,
+                                 auth=server.auth, timeout=120)
+        response.raise_for_status()
+        return digest
+    response = requests.post(uploads, auth=server.auth, timeout=30)
+    response.raise_for_status()
+    location = response.headers["Location"]
+    if location.startswith("/"):
+        location = server.api_url + location
+    for start in range(0, len(data), chunk_size):
+        chunk = data[start:start + chunk_size]
+        response = requests.patch(location, data=chunk, auth=server.auth, timeout=120, headers={
+            **octet, "Content-Range": f"{start}-{start + len(chunk) - 1}"})
+        response.raise_for_status()
+        location = response.headers.get("Location", location)
+        if location.startswith("/"):
+            location = server.api_url + location
+    response = requests.put(location, params={"digest": digest}, auth=server.auth, timeout=120)
+    response.raise_for_status()
+    return digest
+
+
+def push_image_over_http(server: DevServer, name: str, tag: str, layers: list[bytes],
+                         chunk_size: int | None = None) -> tuple[str, bytes]:
+    """Push config, ``layers`` and an OCI image manifest tagged ``tag``; return the manifest digest and bytes."""
+    import json
+
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": push_blob(server, name, config), "size": len(config)},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": push_blob(server, name, layer, chunk_size), "size": len(layer)}
+                           for layer in layers]}
+    raw = json.dumps(manifest).encode()
+    response = requests.put(f"{server.api_url}/v2/{name}/manifests/{tag}", data=raw, auth=server.auth,
+                            headers={"Content-Type": manifest["mediaType"]}, timeout=60)
+    response.raise_for_status()
+    return sha256_digest(raw), raw
