@@ -126,6 +126,20 @@ class StorageFull(Unavailable):
     status, default_message = 507, "storage is full"
 
 
+# The token server's errors (distribution's contrib/token-server codes), answered by ``GET``/``POST /token``.
+
+class BadTokenOption(RegistryError):
+    code, status, default_message = "BAD_TOKEN_OPTION", 400, "bad token option"
+
+
+class MissingRequiredField(RegistryError):
+    code, status, default_message = "MISSING_REQUIRED_FIELD", 400, "missing required field"
+
+
+class UnsupportedValue(RegistryError):
+    code, status, default_message = "UNSUPPORTED_VALUE", 400, "unsupported value"
+
+
 class PaginationNumberInvalid(RegistryError):
     """``n`` of a tags list or catalog request that is not a non-negative integer (distribution's code)."""
     code, status, default_message = "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response
 
 from pulp_registry import access, oci, users
 from pulp_registry.registry.responses import json_response
-from pulp_registry.registry_errors import RegistryError
+from pulp_registry.registry_errors import BadTokenOption, MissingRequiredField, RegistryError, UnsupportedValue
 from pulp_registry.registry_tokens import (CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, access_entries,
                                            format_scope, issue_token, keys_for, parse_scope)
 from pulp_registry.services import current_services
@@ -42,18 +42,6 @@ from pulp_registry.services import current_services
 blueprint = Blueprint("registry_token", __name__)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class BadTokenOption(RegistryError):
-    code, status, default_message = "BAD_TOKEN_OPTION", 400, "bad token option"
-
-
-class MissingRequiredField(RegistryError):
-    code, status, default_message = "MISSING_REQUIRED_FIELD", 400, "missing required field"
-
-
-class UnsupportedValue(RegistryError):
-    code, status, default_message = "UNSUPPORTED_VALUE", 400, "unsupported value"
 
 
 def requested_scopes(values: Iterable[str]) -> list[tuple[str, str, tuple[str, ...]]]:
