@@ -14,11 +14,10 @@ from typing import Any, BinaryIO, Iterable, Mapping
 
 from pulp_registry import oci, tasks
 from pulp_registry.db import Collections, DuplicateKeyError, utcnow
-from pulp_registry.registry_errors import BlobTooLarge, QuotaExceeded, StorageFull
+from pulp_registry.registry_errors import (BlobTooLarge, BlobUnknown, BlobUploadUnknown, DigestInvalid,
+                                          ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, NameInvalid,
+                                          NameUnknown, QuotaExceeded, RegistryError, StorageFull)
 from pulp_registry.storage import SizeLimit
-from pulp_registry.registry_errors import (BlobUnknown, BlobUploadUnknown, DigestInvalid, ManifestBlobUnknown,
-                                          ManifestInvalid, ManifestUnknown, NameInvalid, NameUnknown,
-                                          RegistryError)
 
 Repo = Mapping[str, Any] | str
 

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 from pulp_registry import published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
-from pulp_registry.storage import fsync_dir
+from pulp_registry.durable import fsync_dir, make_dirs
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +40,6 @@ class PublishError(Exception):
 
 def _random() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def make_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents, each new directory fsynced into its parent."""
-    missing = []
-    while not path.is_dir():
-        missing.append(path)
-        path = path.parent
-    for directory in reversed(missing):
-        try:
-            directory.mkdir()
-        except FileExistsError:
-            if not directory.is_dir():
-                raise
-        fsync_dir(directory.parent)   # also when another process made it: its entry may not be durable yet
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

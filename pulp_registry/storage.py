@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
+from pulp_registry.durable import fsync_dir, make_dirs
 from pulp_registry.oci import Digester, digest_algorithm, validate_digest
 from pulp_registry.registry_errors import (BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid,
                                           RegistryError, SizeInvalid, StorageFull)
@@ -87,15 +88,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FilesystemStorage:
@@ -204,7 +196,7 @@ class FilesystemStorage:
         if existing_size is not None:
             log.warning("stored %s is %d bytes, not %d: replacing it with the verified copy",
                         digest, existing_size, size)
-        self._make_dirs(target.parent)
+        make_dirs(target.parent)
         os.chmod(verified_path, 0o644)
         os.replace(verified_path, target)
         fsync_dir(target.parent)

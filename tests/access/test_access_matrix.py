@@ -15,7 +15,6 @@ import pytest
 from crane.app import create_app as create_crane_app
 from crane.config import CraneSettings
 from pulp_registry.registry_tokens import keys_for
-from tests.access.conftest import basic_auth
 from tests.registry.conftest import Pusher
 
 CALLERS = ("root", "pusher", "reader", "nobody", "anonymous")

@@ -121,11 +121,17 @@ def test_a_publish_killed_at_random_points_leaves_the_last_complete_version_serv
 
 
 def test_every_directory_and_link_a_publish_creates_is_fsynced_into_its_parent(services, monkeypatch):
-    from pulp_registry import publish
+    from pulp_registry import durable, publish
 
     fsynced: list[Path] = []
-    real_fsync_dir = publish.fsync_dir
-    monkeypatch.setattr(publish, "fsync_dir", lambda path: (fsynced.append(Path(path)), real_fsync_dir(path)))
+    real_fsync_dir = durable.fsync_dir
+
+    def recording_fsync_dir(path: Path) -> None:
+        fsynced.append(Path(path))
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(publish, "fsync_dir", recording_fsync_dir)
+    monkeypatch.setattr(durable, "fsync_dir", recording_fsync_dir)   # make_dirs' own calls
     publisher = Publisher(services)
     repo = publisher.repository(NAME)
     image = publisher.image(repo, "latest")
