@@ -108,8 +108,14 @@ class Settings:
     api_workers: int = 2
     #: Largest manifest accepted on push, in bytes.
     max_manifest_size: int = 4 * 1024 * 1024
-    #: Seconds a repository lock survives without a heartbeat from its worker.
+    #: Seconds a task's lease (and its repository locks) survives without a heartbeat from its worker.
     task_lock_timeout: int = 300
+    #: Seconds a waiting task may go unclaimed (its message lost?) before the reaper sends it again.
+    task_dispatch_timeout: int = 60
+    #: Seconds a task may run, per type (``default`` for the others); past it, it stops as error.
+    task_time_limits: str = "publish=3600,delete_repository=3600,copy=3600,orphan_cleanup=21600,default=3600"
+    #: Days finished, failed and canceled tasks are kept; 0: for ever.
+    task_retention_days: int = 30
     log_level: str = "INFO"
     #: bcrypt work factor of new password hashes (and of the check an unknown login costs).
     bcrypt_rounds: int = 12
@@ -138,6 +144,8 @@ class Settings:
     max_request_body: int = 1024 * 1024
     #: Bytes of blobs the content storage may hold in total (the sum of the blob records); 0: no quota.
     storage_quota: int = 0
+    #: Seconds an unreferenced blob or manifest is kept by orphan clean-up (a push may be about to use it).
+    orphan_grace_period: int = 3600
     ldap: LdapSettings = dataclasses.field(default_factory=LdapSettings)
 
     def __post_init__(self) -> None:
@@ -153,7 +161,7 @@ class Settings:
             raise ConfigError(f"storage_driver: unknown driver {self.storage_driver!r} (known: filesystem)")
         if not self.mongo_url.startswith(("mongodb://", "mongodb+srv://", "mongomock://")):
             raise ConfigError(f"mongo_url: {self.mongo_url!r} is not a mongodb:// or mongomock:// URL")
-        for key in ("max_manifest_size", "task_lock_timeout", "api_workers", "login_failure_limit",
+        for key in ("max_manifest_size", "task_lock_timeout", "task_dispatch_timeout", "api_workers", "login_failure_limit",
                     "login_failure_window", "api_token_lifetime", "token_lifetime"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be a positive number, got {getattr(self, key)}")
@@ -161,7 +169,7 @@ class Settings:
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
         if not 4 <= self.bcrypt_rounds <= 16:
             raise ConfigError(f"bcrypt_rounds: must be between 4 and 16, got {self.bcrypt_rounds}")
-        for key in ("max_blob_size", "storage_quota"):
+        for key in ("max_blob_size", "storage_quota", "task_retention_days", "orphan_grace_period"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 (off) or a number of bytes, got {getattr(self, key)}")
         if self.max_request_body <= 0:
@@ -172,6 +180,17 @@ class Settings:
             raise ConfigError(f"token_realm: {self.token_realm!r} must be an http:// or https:// URL")
         if not self.token_issuer or not self.token_service:
             raise ConfigError("token_issuer and token_service: must not be empty")
+        self.task_time_limit("default")  # refuses a malformed task_time_limits at start-up
+
+    def task_time_limit(self, task_type: str) -> int:
+        """Seconds a task of ``task_type`` may run (``task_time_limits``: ``type=seconds,...``)."""
+        limits: dict[str, int] = {}
+        for item in filter(None, (part.strip() for part in self.task_time_limits.split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not value.strip().isdigit() or int(value) <= 0:
+                raise ConfigError(f"task_time_limits: {item!r} is not TYPE=SECONDS with SECONDS > 0")
+            limits[key.strip()] = int(value)
+        return limits.get(task_type, limits.get("default", 3600))
 
 
 #: Settings whose values are secrets: never printed, logged or answered.

@@ -18,8 +18,10 @@ Collections (``_id`` first):
 - ``repo_blobs`` / ``repo_manifests``: associations ``(repo_id, digest)``, unique.
 - ``tags``: ``(repo_id, name)`` unique, with ``manifest_digest``.
 - ``uploads``: blob upload sessions of the push endpoints.
-- ``tasks``: task status documents (see ``tasks.py``); ``pending_key`` (unique where present)
-  keeps two pending tasks of the same work from both being created.
+- ``tasks``: task status documents, written only by ``tasks.py``: ``queued`` (the order tasks
+  sharing a repository run in), ``lease_expires`` (renewed by the running worker), ``deadline``,
+  ``sent`` (when the message last went out), ``user``, ``parent``; ``pending_key`` (unique where
+  present) keeps two pending tasks of the same work from both being created.
 - ``locks``: one document per locked resource, owned by a task.
 - ``users``: ``_id`` login, ``source`` (``local`` or ``ldap``), bcrypt ``password_hash``
   (local users), ``roles`` (given by hand) and ``ldap_roles`` (from the directory at
@@ -31,10 +33,13 @@ Collections (``_id`` first):
 - ``api_tokens``: ``_id`` SHA-256 of a token of ``registry-admin login``, ``login``, ``expires``.
 - ``login_failures``: ``_id`` ``login:<name>`` or ``address:<ip>``, failure ``count`` in
   the window that started at ``window_start``.
-- ``workers``: ``_id`` worker node name, ``last_heartbeat``.
+- ``workers``: ``_id`` worker id (unique per process), ``last_heartbeat``.
+- ``repo_history``: one document per event of a repository (``repo_id``, ``time``, ``action``,
+  ``user``, ``task_id``, ``details``): the history never grows inside the repository document.
 """
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -48,7 +53,9 @@ from pulp_registry.config import Settings
 INDEXES: dict[str, list[IndexModel]] = {
     "repositories": [IndexModel([("name", ASCENDING)], unique=True)],
     "blobs": [],
-    "manifests": [IndexModel([("subject", ASCENDING)])],
+    "manifests": [IndexModel([("subject", ASCENDING)]),
+                  # Orphan clean-up asks which manifests need a blob or a child manifest.
+                  IndexModel([("blob_digests", ASCENDING)]), IndexModel([("children.digest", ASCENDING)])],
     "repo_blobs": [IndexModel([("repo_id", ASCENDING), ("digest", ASCENDING)], unique=True),
                    IndexModel([("digest", ASCENDING)])],
     "repo_manifests": [IndexModel([("repo_id", ASCENDING), ("digest", ASCENDING)], unique=True),
@@ -56,8 +63,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "tags": [IndexModel([("repo_id", ASCENDING), ("name", ASCENDING)], unique=True),
              IndexModel([("manifest_digest", ASCENDING)])],
     "uploads": [IndexModel([("repo_id", ASCENDING)])],
-    "tasks": [IndexModel([("state", ASCENDING), ("created", DESCENDING)]),
-              IndexModel([("resources", ASCENDING)]),
+    "tasks": [IndexModel([("queued", DESCENDING), ("_id", DESCENDING)]),
+              IndexModel([("state", ASCENDING), ("queued", DESCENDING)]),
+              IndexModel([("task_type", ASCENDING), ("queued", DESCENDING)]),
+              IndexModel([("resources", ASCENDING), ("queued", DESCENDING)]),
+              IndexModel([("parent", ASCENDING)], sparse=True),
+              IndexModel([("finished", ASCENDING)], sparse=True),
               # One pending task per work (``tasks.submit``): only tasks that may have a twin carry the key.
               IndexModel([("pending_key", ASCENDING)], unique=True, sparse=True)],
     "locks": [IndexModel([("task_id", ASCENDING)])],
@@ -69,6 +80,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "api_tokens": [IndexModel([("expires", ASCENDING)], expireAfterSeconds=0), IndexModel([("login", ASCENDING)])],
     "login_failures": [IndexModel([("expires", ASCENDING)], expireAfterSeconds=0)],
     "workers": [],
+    "repo_history": [IndexModel([("repo_id", ASCENDING), ("time", DESCENDING), ("_id", DESCENDING)])],
 }
 
 
@@ -92,6 +104,7 @@ class Collections:
         self.api_tokens: Collection = database["api_tokens"]
         self.login_failures: Collection = database["login_failures"]
         self.workers: Collection = database["workers"]
+        self.repo_history: Collection = database["repo_history"]
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():
@@ -121,6 +134,12 @@ def connect(settings: Settings, client: Any = None) -> Collections:
 
 
 DuplicateKeyError = pymongo.errors.DuplicateKeyError
+
+#: mongomock runs each write as Python check-then-act steps, so threads of one
+#: process could interleave inside an "atomic" operation. Serializing our own
+#: conditional writes of tasks and locks within the process closes that gap;
+#: across processes the single-document atomics of MongoDB do the work.
+PROCESS_GUARD = threading.RLock()
 
 
 def utcnow() -> datetime:

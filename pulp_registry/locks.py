@@ -10,18 +10,12 @@ atomic operations are used: no transactions, so it runs on MongoDB and mongomock
 """
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from typing import Any, Iterable
 
-from pulp_registry.db import Collections, DuplicateKeyError, as_utc, utcnow
+from pulp_registry.db import PROCESS_GUARD, Collections, DuplicateKeyError, as_utc, utcnow
 from pulp_registry.tasks import FINAL_STATES
 
-#: mongomock runs each write as Python check-then-act steps, so threads of one
-#: process could interleave inside an "atomic" operation. Serializing our own
-#: lock writes within the process closes that gap; across processes the
-#: single-document atomics of MongoDB do the work.
-PROCESS_GUARD = threading.RLock()
 
 
 class LockBusy(Exception):

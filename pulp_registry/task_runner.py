@@ -1,23 +1,32 @@
-"""The life of a task in a worker: claim, lock, heartbeat, run, record the outcome.
+"""The life of a task in a worker: claim, lock, heartbeat, run, record the outcome, hand over.
 
 Celery only carries the message; the task's state lives in its MongoDB
-document (``pulp_registry.tasks``). ``run_task`` is a plain function so tests
-can drive it without a broker. A worker that dies leaves its locks to expire
-and its task is ended as error by whoever finds the expired lease.
+document, written by ``pulp_registry.tasks``. ``run_task`` is a plain function
+so tests can drive it without a broker.
+
+While the work runs, a heartbeat thread renews the task's lease (and its
+repository locks) and notices a cancel request. The work learns both at its
+safe points: each call of its ``progress`` callback may raise
+``TaskCanceled`` or ``TaskTimeLimitExceeded``. A worker that dies simply stops
+renewing; the reaper (``task_reaper.py``) ends its task once the lease has
+expired, which is the only proof of death it trusts.
 """
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
+import uuid
 from typing import Any, Callable
 
-from pulp_registry import locks
-from pulp_registry.db import Collections, utcnow
+from pulp_registry import locks, task_reaper, tasks
+from pulp_registry.db import Collections
 from pulp_registry.locks import LockBusy
-from pulp_registry.tasks import TaskState
+from pulp_registry.tasks import TaskCanceled, TaskState, TaskStopped, TaskTimeLimitExceeded
 
-__all__ = ["LockBusy", "run_task", "reap_dead_worker_tasks", "reap_expired_tasks", "ProgressRecorder"]
+__all__ = ["LockBusy", "run_task", "ProgressRecorder", "worker_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +35,53 @@ Work = Callable[[Progress], Any]
 
 #: Progress is written to the task document at most this often.
 PROGRESS_INTERVAL = 0.5
+#: Longest time between two lease renewals (a cancel request is seen within it).
+MAX_RENEW_INTERVAL = 2.0
 
-WORKER_RESTARTED = "worker restarted while the task was running"
-LEASE_EXPIRED = "the worker running the task stopped renewing its lock (worker died?)"
+_process_token: tuple[int, str] | None = None
+
+
+def worker_identity(node_name: str | None = None) -> str:
+    """This process's worker id: the node name, the pid and a random part made once per process.
+
+    Two workers started with the same ``--hostname``, or a restarted one, never share an id, so
+    nothing one of them does can be mistaken for the other's.
+    """
+    global _process_token
+    if _process_token is None or _process_token[0] != os.getpid():
+        _process_token = (os.getpid(), f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    return f"{node_name or 'worker@' + socket.gethostname()}/{_process_token[1]}"
+
+
+class _Signals:
+    """What the heartbeat learned, for the work's next safe point."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.cancel_requested = threading.Event()
+        self.lost = threading.Event()
+
+    def check(self) -> None:
+        if self.lost.is_set():
+            raise TaskStopped("the task was ended by the reaper (its lease expired)")
+        if self.cancel_requested.is_set():
+            raise TaskCanceled("canceled at a safe point")
+        if time.monotonic() > self.deadline:
+            raise TaskTimeLimitExceeded("the task ran past its time limit (setting task_time_limits)")
 
 
 class ProgressRecorder:
-    """A progress callback that writes ``progress.<step>`` of the task document, throttled."""
+    """A progress callback that writes ``progress.<step>`` of the task document, throttled.
 
-    def __init__(self, db: Collections, task_id: str, interval: float = PROGRESS_INTERVAL) -> None:
+    Each call is a safe point: it raises when the task must stop there.
+    """
+
+    def __init__(self, db: Collections, task_id: str, interval: float = PROGRESS_INTERVAL,
+                 signals: _Signals | None = None) -> None:
         self.db = db
         self.task_id = task_id
         self.interval = interval
+        self.signals = signals
         self._pending: dict[str, Any] = {}
         self._last_write = 0.0
         self._lock = threading.Lock()
@@ -53,6 +97,8 @@ class ProgressRecorder:
             finished_step = report.get("total") is not None and report.get("done") == report.get("total")
             if finished_step or time.monotonic() - self._last_write >= self.interval:
                 self._write()
+        if self.signals is not None:
+            self.signals.check()
 
     def flush(self) -> None:
         with self._lock:
@@ -70,12 +116,15 @@ class ProgressRecorder:
 
 
 class _Heartbeat:
-    """Renews the task's lock lease every lease/3 seconds while the work runs."""
+    """Renews the task's lease and locks while the work runs, and passes on what it learns."""
 
-    def __init__(self, db: Collections, task_id: str, lease_seconds: float) -> None:
+    def __init__(self, db: Collections, task_id: str, worker: str, lease_seconds: float,
+                 signals: _Signals) -> None:
         self.db = db
         self.task_id = task_id
+        self.worker = worker
         self.lease_seconds = lease_seconds
+        self.signals = signals
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{task_id}", daemon=True)
 
@@ -88,129 +137,94 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.lease_seconds / 3):
+        while not self._stop.wait(min(self.lease_seconds / 3, MAX_RENEW_INTERVAL)):
             try:
-                if locks.renew(self.db, self.task_id, self.lease_seconds) == 0:
-                    log.warning("task %s holds no lock any more (lease taken over)", self.task_id)
+                task = tasks.renew_lease(self.db, self.task_id, self.worker, self.lease_seconds)
+                if task is None:
+                    log.warning("task %s is no longer running on %s (reaped); it stops at its next safe point",
+                                self.task_id, self.worker)
+                    self.signals.lost.set()
+                    return
+                if task.get("cancel_requested"):
+                    self.signals.cancel_requested.set()
+                locks.renew(self.db, self.task_id, self.lease_seconds)
             except Exception:  # noqa: BLE001 - keep beating; the next renewal may succeed
-                log.warning("could not renew the locks of task %s", self.task_id, exc_info=True)
+                log.warning("could not renew the lease of task %s", self.task_id, exc_info=True)
 
 
-def _claim(db: Collections, task_id: str, worker_name: str) -> dict[str, Any] | None:
-    """Move the task from waiting to running for this worker; None if it is not waiting."""
-    with locks.PROCESS_GUARD:
-        return db.tasks.find_one_and_update(
-            {"_id": task_id, "state": TaskState.WAITING.value},
-            {"$set": {"state": TaskState.RUNNING.value, "started": utcnow(), "worker": worker_name}},
-            return_document=True)
-
-
-def _put_back(db: Collections, task_id: str, worker_name: str) -> None:
-    with locks.PROCESS_GUARD:
-        db.tasks.update_one(
-            {"_id": task_id, "state": TaskState.RUNNING.value, "worker": worker_name},
-            {"$set": {"state": TaskState.WAITING.value, "started": None, "worker": None}})
-
-
-def _end(db: Collections, task_id: str, worker_name: str, fields: dict[str, Any]) -> None:
-    """Record the outcome unless the task was reaped meanwhile (its lease expired)."""
-    with locks.PROCESS_GUARD:
-        result = db.tasks.update_one(
-            {"_id": task_id, "state": TaskState.RUNNING.value, "worker": worker_name},
-            {"$set": {**fields, "finished": utcnow()}})
-    if result.matched_count == 0:
-        log.warning("task %s was no longer running on %s; outcome %s not recorded",
-                    task_id, worker_name, fields.get("state"))
-
-
-def _fail_task(db: Collections, task_id: str, message: str, worker: str | None = None) -> bool:
-    """End a task left running as error; true if it was still running."""
-    query: dict[str, Any] = {"_id": task_id, "state": TaskState.RUNNING.value}
-    if worker is not None:
-        query["worker"] = worker
-    with locks.PROCESS_GUARD:
-        result = db.tasks.update_one(query, {"$set": {
-            "state": TaskState.ERROR.value, "finished": utcnow(),
-            "error": {"code": "WorkerLost", "description": message}}})
-    return result.modified_count == 1
-
-
-def run_task(services: Any, task_id: str, work: Work, worker_name: str) -> Any:
-    """Run ``work(progress)`` as task ``task_id`` on ``worker_name``; return its result.
+def run_task(services: Any, task_id: str, work: Work, worker_name: str | None = None) -> Any:
+    """Run ``work(progress)`` as task ``task_id``; return its result.
 
     Returns None without running when the task is not waiting (canceled,
-    already ended, or taken by another worker). Raises ``LockBusy`` when a
-    live task holds one of its resources: the task is back to ``waiting`` and
-    the caller retries it later. Errors of ``work`` end the task as ``error``
-    and are not raised.
+    ended, or taken by another worker), or when an earlier task on one of its
+    resources is still pending: then it stays waiting, and is sent again when
+    that one ends. Errors of ``work`` end the task as ``error`` and are not raised.
     """
     db = services.db
-    try:
-        reap_expired_tasks(db)  # cheap (few locks): tasks of dead workers end as error soon
-    except Exception:  # noqa: BLE001 - clean-up of others must not stop this task
-        log.warning("could not reap tasks with expired locks", exc_info=True)
-    task = _claim(db, task_id, worker_name)
-    if task is None:
-        current = db.tasks.find_one({"_id": task_id}, {"state": 1})
-        state = current.get("state") if current else "missing"
-        log.info("task %s skipped: it is %s, not waiting", task_id, state)
+    worker = worker_name or worker_identity()
+    task = db.tasks.find_one({"_id": task_id})
+    if task is None or task["state"] != TaskState.WAITING.value:
+        log.info("task %s skipped: it is %s, not waiting", task_id, task["state"] if task else "missing")
         return None
-
+    blocker = tasks.blocking_task(db, task)
+    if blocker is not None and blocker["state"] == TaskState.RUNNING.value:
+        # Its worker may have died: then end it now rather than at the reaper's next pass.
+        holder = db.tasks.find_one({"_id": blocker["_id"]}, task_reaper.RUNNING_FIELDS)
+        if holder is not None and task_reaper.end_if_dead(services, holder, dispatch=False):
+            blocker = tasks.blocking_task(db, task)
+    if blocker is not None:
+        log.info("task %s waits for task %s (%s) on the same resource", task_id, blocker["_id"], blocker["state"])
+        return None
     lease = float(services.settings.task_lock_timeout)
+    time_limit = float(services.settings.task_time_limit(task["task_type"]))
+    task = tasks.claim(db, task_id, worker, lease, time_limit)
+    if task is None:
+        return None
+    resources = task.get("resources") or []
     try:
-        expired_holders = locks.acquire(db, task.get("resources") or [], task_id, worker_name, lease)
-    except BaseException:  # LockBusy included: the task waits for its retry
-        _put_back(db, task_id, worker_name)
-        raise
-    for holder in expired_holders:
-        if holder.get("task_id") and _fail_task(db, holder["task_id"], LEASE_EXPIRED):
-            locks.release(db, holder["task_id"])
-            log.warning("task %s of worker %s ended as error: its lock lease expired",
-                        holder["task_id"], holder.get("worker"))
-
-    progress = ProgressRecorder(db, task_id)
-    try:
-        with _Heartbeat(db, task_id, lease):
-            try:
-                result = work(progress)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes the task's error
-                log.exception("task %s (%s) failed", task_id, task.get("task_type"))
-                progress.flush()
-                _end(db, task_id, worker_name, {
-                    "state": TaskState.ERROR.value,
-                    "error": {"code": type(exc).__name__, "description": str(exc) or type(exc).__name__}})
-                return None
-        progress.flush()
-        _end(db, task_id, worker_name, {"state": TaskState.FINISHED.value, "result": result})
-        return result
+        try:
+            expired_holders = locks.acquire(db, resources, task_id, worker, lease)
+        except LockBusy as busy:
+            # A task that ended but has not released its lock yet: it sends this one when it does.
+            tasks.put_back(db, task_id, worker)
+            log.info("task %s waits: %s", task_id, busy)
+            return None
+        for holder in expired_holders:
+            if holder.get("task_id") and tasks.end_running(db, holder["task_id"], "WorkerLost",
+                                                                task_reaper.LEASE_EXPIRED):
+                log.warning("task %s of worker %s ended as error: its lease expired",
+                            holder["task_id"], holder.get("worker"))
+        return _run_claimed(services, task, work, worker, lease, time_limit)
     finally:
         locks.release(db, task_id)
+        tasks.dispatch_next(services, resources)
 
 
-def reap_dead_worker_tasks(db: Collections, worker_name: str) -> list[str]:
-    """End as error the tasks a previous run of ``worker_name`` left running; free their locks."""
-    reaped = []
-    for task in db.tasks.find({"state": TaskState.RUNNING.value, "worker": worker_name}, {"_id": 1}):
-        if _fail_task(db, task["_id"], WORKER_RESTARTED, worker_name):
-            reaped.append(task["_id"])
-        locks.release(db, task["_id"])
-    if reaped:
-        log.warning("worker %s restarted: %d task(s) it was running ended as error: %s",
-                    worker_name, len(reaped), ", ".join(reaped))
-    return reaped
+def _run_claimed(services: Any, task: dict[str, Any], work: Work, worker: str, lease: float,
+                 time_limit: float) -> Any:
+    db, task_id = services.db, task["_id"]
+    signals = _Signals(time.monotonic() + time_limit)
+    progress = ProgressRecorder(db, task_id, signals=signals)
+    token = tasks.CURRENT_TASK.set(task)
+    try:
+        with _Heartbeat(db, task_id, worker, lease, signals):
+            try:
+                result = work(progress)
+            except TaskCanceled:
+                progress.flush()
+                log.info("task %s (%s) canceled", task_id, task.get("task_type"))
+                tasks.finish(db, task_id, worker, TaskState.CANCELED)
+                return None
+            except Exception as exc:  # noqa: BLE001 - every failure becomes the task's error
+                if not isinstance(exc, TaskStopped):
+                    log.exception("task %s (%s) failed", task_id, task.get("task_type"))
+                progress.flush()
+                tasks.finish(db, task_id, worker, TaskState.ERROR,
+                             error={"code": type(exc).__name__, "description": str(exc) or type(exc).__name__})
+                return None
+        progress.flush()
+        tasks.finish(db, task_id, worker, TaskState.FINISHED, result=result)
+        return result
+    finally:
+        tasks.CURRENT_TASK.reset(token)
 
-
-def reap_expired_tasks(db: Collections) -> list[str]:
-    """End as error the running tasks whose lock lease expired (their worker died); free the locks."""
-    reaped = []
-    for lock in locks.expired_locks(db):
-        task_id = lock.get("task_id")
-        if not locks.remove_expired(db, lock):
-            continue  # renewed or taken over meanwhile
-        if task_id and _fail_task(db, task_id, LEASE_EXPIRED):
-            locks.release(db, task_id)
-            reaped.append(task_id)
-    if reaped:
-        log.warning("%d task(s) whose worker stopped renewing its lock ended as error: %s",
-                    len(reaped), ", ".join(reaped))
-    return reaped

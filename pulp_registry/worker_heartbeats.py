@@ -6,11 +6,11 @@ cleanly removes its document, one that dies simply goes quiet.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 from typing import Any
 
 from pulp_registry.db import Collections, isoformat, utcnow
+from pulp_registry.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -28,34 +28,17 @@ def live_workers(db: Collections, interval: float = HEARTBEAT_INTERVAL) -> list[
             for worker in db.workers.find({"last_heartbeat": {"$gte": since}}).sort("_id", 1)]
 
 
-class Heartbeat:
-    """Records ``name`` as alive every ``interval`` seconds from a daemon thread until stopped."""
+class Heartbeat(Periodic):
+    """Records ``name`` as alive every ``interval`` seconds until stopped; stopping removes the record."""
 
     def __init__(self, db: Collections, name: str, interval: float = HEARTBEAT_INTERVAL) -> None:
+        super().__init__(f"heartbeat-{name}", interval, lambda: record_heartbeat(db, name))
         self.db = db
-        self.name = name
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{name}", daemon=True)
-
-    def start(self) -> "Heartbeat":
-        self._thread.start()
-        return self
+        self.worker_name = name
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().stop()
         try:
-            self.db.workers.delete_one({"_id": self.name})
+            self.db.workers.delete_one({"_id": self.worker_name})
         except Exception:  # noqa: BLE001 - the document just goes stale
-            log.warning("could not remove the heartbeat of worker %s", self.name, exc_info=True)
-
-    def _run(self) -> None:
-        while True:
-            try:
-                record_heartbeat(self.db, self.name)
-            except Exception:  # noqa: BLE001 - the next beat may get through
-                log.warning("could not record the heartbeat of worker %s", self.name, exc_info=True)
-            if self._stop.wait(self.interval):
-                return
+            log.warning("could not remove the heartbeat of worker %s", self.worker_name, exc_info=True)

@@ -22,6 +22,7 @@ from celery.worker import state as worker_state
 
 from pulp_registry import task_runner
 from pulp_registry.services import Services
+from pulp_registry.task_reaper import Reaper
 from pulp_registry.worker_heartbeats import Heartbeat
 from workers import context
 
@@ -46,17 +47,14 @@ def start_embedded_worker(celery_app: Celery, services: Services, concurrency: i
                           ) -> Iterator[EmbeddedWorkController]:
     """Run a Celery worker (threads pool) on ``celery_app`` in a daemon thread until the block exits.
 
-    Sets ``workers.context`` services, ends as error the tasks a dead worker left
-    running behind an expired lock (and those a previous run of ``hostname``
-    left running), starts the worker and returns once it consumes. On exit it
+    Sets ``workers.context`` services, starts the worker and returns once it
+    consumes; meanwhile a heartbeat and the task reaper run (``task_reaper``). On exit it
     stops taking messages and waits for running tasks (a warm shutdown) for up
     to ``shutdown_timeout`` seconds.
     """
     context.set_services(services)
     celery_app.loader.import_default_modules()  # workers.tasks, so its shared tasks bind to this app
     hostname = hostname or anon_nodename(prefix="embedded")
-    task_runner.reap_expired_tasks(services.db)
-    task_runner.reap_dead_worker_tasks(services.db, hostname)  # useful when a stable hostname is given
     # As `celery worker` does: tasks then see this node name in request.hostname (the task's worker).
     trace.setup_worker_optimizations(celery_app, hostname)
 
@@ -82,10 +80,12 @@ def start_embedded_worker(celery_app: Celery, services: Services, concurrency: i
                 raise RuntimeError(f"the embedded Celery worker was not consuming after {ready_timeout:.0f} s "
                                    f"(is the broker {celery_app.conf.broker_url!r} reachable?)")
         log.info("embedded Celery worker %s ready (%d threads)", worker.hostname, concurrency)
-        heartbeat = Heartbeat(services.db, worker.hostname).start()
+        heartbeat = Heartbeat(services.db, task_runner.worker_identity(worker.hostname)).start()
+        reaper = Reaper(services).start()
         try:
             yield worker
         finally:
+            reaper.stop()
             heartbeat.stop()
     finally:
         _stop(worker, thread, shutdown_timeout)

@@ -1,97 +1,99 @@
-"""``/pulp/api/v2/tasks/``: list (with a state filter), show and cancel tasks."""
+"""``/pulp/api/v2/tasks/``: list (filtered, paged, newest first), show and cancel tasks."""
 from __future__ import annotations
 
-import logging
-import threading
-from typing import Any
+from datetime import datetime, timezone
+from urllib.parse import urlencode
 
 from flask import Blueprint, request
-from pymongo import ReturnDocument
 from werkzeug.wrappers import Response
 
 from pulp_registry import tasks
 from pulp_registry.access import auth_required
 from pulp_registry.api.errors import Conflict, InvalidBody, NotFound
 from pulp_registry.api.responses import json_response
-from pulp_registry.db import utcnow
 from pulp_registry.permissions import DELETE, READ
 from pulp_registry.services import current_services
 
 blueprint = Blueprint("api_tasks", __name__)
-log = logging.getLogger(__name__)
 
 KNOWN_STATES = tuple(state.value for state in tasks.TaskState)
-
-
-class TaskNotCancelable(Exception):
-    def __init__(self, task: dict[str, Any]) -> None:
-        super().__init__(f"task {task['_id']} is {task['state']}: only a waiting task can be canceled")
-        self.task = task
+DEFAULT_PAGE = 100
 
 
 def parse_states(value: str | None) -> list[str]:
     """``waiting,running`` -> ``["waiting", "running"]``; an unknown state is a 400 naming ``state``."""
-    if not value:
-        return []
-    states = [state.strip() for state in value.split(",") if state.strip()]
+    states = [state.strip() for state in (value or "").split(",") if state.strip()]
     for state in states:
         if state not in KNOWN_STATES:
             raise InvalidBody(f"unknown task state {state!r}; known: {', '.join(KNOWN_STATES)}", field="state")
     return states
 
 
-def cancel_task(services: Any, task_id: str) -> dict[str, Any] | None:
-    """Cancel a waiting task atomically; None if there is no such task, ``TaskNotCancelable`` if it started.
-
-    The state change is what counts (a worker skips a canceled task); revoking the
-    Celery message is only a courtesy and may fail on some brokers.
-    """
-    task = services.db.tasks.find_one_and_update(
-        {"_id": task_id, "state": tasks.TaskState.WAITING.value},
-        {"$set": {"state": tasks.TaskState.CANCELED.value, "finished": utcnow()}},
-        return_document=ReturnDocument.AFTER)
-    if task is None:
-        existing = tasks.get_task(services.db, task_id)
-        if existing is None:
-            return None
-        raise TaskNotCancelable(existing)
-    if services.celery is not None:
-        # In the background: an unreachable broker retries for seconds, and the answer does not depend on it.
-        threading.Thread(target=_revoke, args=(services.celery, task_id), name=f"revoke-{task_id}",
-                         daemon=True).start()
-    return task
+def parse_types(value: str | None) -> list[str]:
+    types = [kind.strip() for kind in (value or "").split(",") if kind.strip()]
+    for kind in types:
+        if kind not in tasks.TASK_NAMES:
+            raise InvalidBody(f"unknown task type {kind!r}; known: {', '.join(tasks.TASK_NAMES)}", field="type")
+    return types
 
 
-def _revoke(celery: Any, task_id: str) -> None:
+def parse_time(field: str) -> datetime | None:
+    """An ISO 8601 time (``2026-12-02T08:00:00Z``; without a zone, UTC) or a 400 naming ``field``."""
+    value = request.args.get(field)
+    if not value:
+        return None
     try:
-        celery.control.revoke(task_id)
-    except Exception as exc:  # noqa: BLE001 - memory:// or an unreachable broker: the DB state decides
-        log.debug("could not revoke task %s: %s", task_id, exc)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidBody(f"{field} must be an ISO 8601 time such as 2026-12-02T08:00:00Z, got {value!r}",
+                          field=field) from None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def parse_limit() -> int:
+    value = request.args.get("limit", str(DEFAULT_PAGE))
+    if not value.isdigit() or not 1 <= int(value) <= tasks.MAX_PAGE:
+        raise InvalidBody(f"limit must be a number from 1 to {tasks.MAX_PAGE}, got {value!r}", field="limit")
+    return int(value)
 
 
 @blueprint.get("/tasks/")
 @auth_required(READ)
 def list_tasks() -> Response:
-    states = parse_states(request.args.get("state"))
-    return json_response([tasks.task_json(task) for task in tasks.list_tasks(current_services().db, states)])
+    """A page of tasks, newest first; ``Link: <...>; rel="next"`` names the next page."""
+    repository = request.args.get("repository")
+    limit = parse_limit()
+    found = tasks.list_tasks(current_services().db, parse_states(request.args.get("state")), limit + 1,
+                             types=parse_types(request.args.get("type")),
+                             resource=tasks.repository_resource(repository) if repository else None,
+                             since=parse_time("since"), until=parse_time("until"),
+                             before=request.args.get("before"))
+    headers = {}
+    if len(found) > limit:
+        found = found[:limit]
+        query = {key: value for key, value in request.args.items() if key != "before"}
+        headers["Link"] = f'<{request.path}?{urlencode({**query, "before": found[-1]["_id"]})}>; rel="next"'
+    return json_response([tasks.task_json(task) for task in found], headers=headers)
 
 
 @blueprint.get("/tasks/<task_id>/")
 @auth_required(READ)
 def show_task(task_id: str) -> Response:
-    task = tasks.get_task(current_services().db, task_id)
+    db = current_services().db
+    task = tasks.get_task(db, task_id)
     if task is None:
         raise NotFound(f"task {task_id!r} does not exist")
-    return json_response(tasks.task_json(task))
+    return json_response(tasks.task_json(task, tasks.spawned_tasks(db, task_id)))
 
 
 @blueprint.delete("/tasks/<task_id>/")
 @auth_required(DELETE)
-def delete_task(task_id: str) -> Response:
+def cancel_task(task_id: str) -> Response:
+    """200 with a canceled waiting task; 202 when a running one was asked to stop; 409 if it ended."""
     try:
-        task = cancel_task(current_services(), task_id)
-    except TaskNotCancelable as exc:
+        task = tasks.cancel(current_services(), task_id)
+    except tasks.TaskNotCancelable as exc:
         raise Conflict(str(exc)) from None
     if task is None:
         raise NotFound(f"task {task_id!r} does not exist")
-    return json_response(tasks.task_json(task))
+    return json_response(tasks.task_json(task), 202 if task["state"] == tasks.TaskState.RUNNING.value else 200)

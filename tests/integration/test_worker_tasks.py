@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from celery import current_task
-from celery.signals import task_postrun, task_retry
+from celery.signals import task_postrun
 
-from pulp_registry import published_format as fmt, tasks
+from pulp_registry import published_format as fmt, task_runner, tasks
 from pulp_registry.app import create_app
 from pulp_registry.db import utcnow
 from pulp_registry.storage import FilesystemStorage
@@ -88,7 +88,7 @@ def test_a_publish_submitted_as_a_task_is_run_by_the_worker_from_redis(broker_se
     task = wait_for_task(broker_services, submit_publish(broker_services, repo["_id"]))
 
     assert task["state"] == "finished", task["error"]
-    assert task["worker"] == celery_worker.hostname
+    assert task["worker"].startswith(celery_worker.hostname + "/")  # node name, then this process
     assert task["result"]["tags"] == 1 and task["result"]["manifests"] == 1 and task["result"]["blobs"] == 2
     assert task["progress"]["blobs"] == {"done": 2, "total": 2}
     document = published_document(broker_services, "team/app")
@@ -112,7 +112,7 @@ def test_a_publish_spawned_through_the_rest_api_finishes_and_is_shown_there(brok
     shown = client.get(href, headers=auth).get_json()
     assert shown["state"] == "finished"
     assert shown["result"]["tags"] == 1
-    assert shown["worker_name"] == celery_worker.hostname
+    assert shown["worker_name"].startswith(celery_worker.hostname + "/")
     assert shown["start_time"] and shown["finish_time"]
     assert published_document(broker_services, "rest/app")["tags"] == {"v1": digest}
 
@@ -133,22 +133,24 @@ def test_deleting_a_repository_through_the_rest_api_unpublishes_it(broker_servic
 
 
 def test_two_publishes_of_one_repository_never_run_at_once(broker_services):
-    second_refused = threading.Event()
-    refused_task_ids: list[str] = []
+    second_held_back = threading.Event()
+    held_back_ids: list[str] = []
     probe = ProbedStorage(broker_services.settings.storage_path, broker_services.db,
-                          hold_first_reader_until=second_refused)
+                          hold_first_reader_until=second_held_back)
     broker_services.storage = probe
     repo = make_repository(broker_services, "contended")
     push_image(broker_services, repo, "v1", [b"contended layer %d" % i for i in range(4)])
 
-    def on_retry(request: Any = None, **_: Any) -> None:
-        refused_task_ids.append(request.id)
-        second_refused.set()
+    def on_postrun(task_id: str = "", **_: Any) -> None:
+        # A message handled while its task stays waiting: the worker held it back, without retrying.
+        if broker_services.db.tasks.find_one({"_id": task_id}, {"state": 1})["state"] == "waiting":
+            held_back_ids.append(task_id)
+            second_held_back.set()
 
-    task_retry.connect(on_retry, weak=False)
+    task_postrun.connect(on_postrun, weak=False)
     try:
         with start_embedded_worker(broker_services.celery, broker_services, concurrency=4):
-            # The first publish holds the lock and waits inside its work until the second was refused.
+            # The first publish holds the lock and waits inside its work until the second was held back.
             first = submit_publish(broker_services, repo["_id"])
             # Asked while the first still waits, a publish is that one (no twins): ask once it runs.
             deadline = time.monotonic() + 30
@@ -159,11 +161,13 @@ def test_two_publishes_of_one_repository_never_run_at_once(broker_services):
             assert second != first
             outcomes = [wait_for_task(broker_services, task_id) for task_id in (first, second)]
     finally:
-        task_retry.disconnect(on_retry)
+        task_postrun.disconnect(on_postrun)
 
     assert [task["state"] for task in outcomes] == ["finished", "finished"], [t["error"] for t in outcomes]
-    # Whichever got the lock first held it until the other one had been refused and put back to wait.
-    assert len({first, second} & set(refused_task_ids)) == 1
+    # The second waited for the first to end, then was sent again by it (not re-queued every second).
+    assert held_back_ids == [second]
+    assert outcomes[1]["started"] >= outcomes[0]["finished"]
+    assert outcomes[1]["sends"] == 2
     assert probe.most_at_once[repo["_id"]] == 1
     assert probe.lock_held_by_reader and all(probe.lock_held_by_reader)
     assert broker_services.db.locks.count_documents({}) == 0
@@ -193,7 +197,8 @@ def test_a_lock_left_by_a_dead_worker_does_not_block_forever(broker_services, ce
     resource = tasks.repository_resource(repo["_id"])
     dead_task = tasks.create_task(broker_services.db, "publish", [resource], {"repo_id": repo["_id"]})
     broker_services.db.tasks.update_one({"_id": dead_task["_id"]}, {"$set": {
-        "state": "running", "worker": "vanished@nowhere", "started": utcnow()}})
+        "state": "running", "worker": "vanished@nowhere", "started": utcnow(),
+        "lease_expires": utcnow() + timedelta(seconds=2)}})
     # The dead worker's lease runs out two seconds from now and nobody renews it.
     broker_services.db.locks.insert_one({"_id": resource, "task_id": dead_task["_id"], "worker": "vanished@nowhere",
                                          "expires": utcnow() + timedelta(seconds=2)})
@@ -212,7 +217,8 @@ def test_starting_a_worker_ends_the_tasks_of_workers_that_died(broker_services):
     resource = tasks.repository_resource("crashed")
     dead_task = tasks.create_task(broker_services.db, "publish", [resource], {"repo_id": "crashed"})
     broker_services.db.tasks.update_one({"_id": dead_task["_id"]}, {"$set": {
-        "state": "running", "worker": "crashed@host", "started": utcnow()}})
+        "state": "running", "worker": "crashed@host", "started": utcnow(),
+        "lease_expires": utcnow() - timedelta(seconds=1)}})
     broker_services.db.locks.insert_one({"_id": resource, "task_id": dead_task["_id"], "worker": "crashed@host",
                                          "expires": utcnow() - timedelta(seconds=1)})
 
@@ -264,6 +270,7 @@ def test_a_running_worker_is_listed_in_status_and_leaves_the_list_when_it_stops(
     client = create_app(broker_services).test_client()
     with start_embedded_worker(broker_services.celery, broker_services, concurrency=1) as worker:
         listed = client.get("/pulp/api/v2/status/", headers=auth).get_json()["known_workers"]
-        assert [entry["name"] for entry in listed] == [worker.hostname]
+        assert [entry["name"] for entry in listed] == [task_runner.worker_identity(worker.hostname)]
+        assert listed[0]["name"].startswith(worker.hostname + "/")
     after = client.get("/pulp/api/v2/status/", headers=auth).get_json()["known_workers"]
     assert after == []
