@@ -18,6 +18,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Protocol
@@ -148,9 +149,15 @@ class TarTree:
         self.source = str(path)
         try:
             self.tar = tarfile.open(path, "r:*")
-            members = self.tar.getmembers()
         except (tarfile.TarError, EOFError, OSError):
-            raise ArchiveError(f"{path} is not an image archive (neither a tar file nor an image layout directory)") from None
+            raise ArchiveError(f"{path} is not an image archive "
+                               "(neither a tar file nor an image layout directory)") from None
+        try:
+            members = self.tar.getmembers()
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            self.tar.close()
+            raise ArchiveError(f"{path} is truncated or corrupt: the tar ends early or is damaged "
+                               f"({str(exc) or exc.__class__.__name__}); save or copy it again") from None
         self.members: dict[str, tarfile.TarInfo] = {}
         for member in members:
             name = clean_member_name(member.name, self.source)
@@ -217,14 +224,14 @@ def read_json(tree: Tree, name: str, limit: int = MAX_JSON_SIZE) -> tuple[bytes,
 # --- finding the image and what it needs ------------------------------------------------
 
 
-def open_image(path: str | os.PathLike[str], name: str, tag: str) -> Image:
-    """Read and verify the image tagged ``tag`` (or the only image) from an archive or layout."""
+def open_image(path: str | os.PathLike[str], name: str, tag: str, source_ref: str | None = None) -> Image:
+    """Read and verify the image tagged ``tag`` (or named ``source_ref``, or the only image) from an archive."""
     path = Path(path)
     if not path.exists():
         raise ArchiveError(f"{path}: no such file or directory")
     tree: Tree = DirTree(path) if path.is_dir() else TarTree(path)
     try:
-        image = _read_tree(tree, path, name, tag)
+        image = _read_tree(tree, path, name, tag, source_ref)
     except BaseException:
         tree.close()
         raise
@@ -232,7 +239,7 @@ def open_image(path: str | os.PathLike[str], name: str, tag: str) -> Image:
     return image
 
 
-def _read_tree(tree: Tree, path: Path, name: str, tag: str) -> Image:
+def _read_tree(tree: Tree, path: Path, name: str, tag: str, source_ref: str | None) -> Image:
     from admin_client import legacy  # the docker-save-to-schema-2 conversion lives on its own
 
     if tree.exists("oci-layout") and tree.exists("index.json"):
@@ -240,9 +247,11 @@ def _read_tree(tree: Tree, path: Path, name: str, tag: str) -> Image:
             kind = "oci-layout"
         else:
             kind = "docker-archive (OCI layout)" if tree.exists("manifest.json") else "oci-layout tar"
-        return read_oci_layout(tree, kind, name, tag)
+        return read_oci_layout(tree, kind, name, tag, source_ref)
     if tree.exists("manifest.json"):
-        return legacy.read_docker_archive(tree, name, tag)
+        if source_ref is not None:  # docker save names images NAME:TAG in RepoTags
+            name, tag = (name_of(source_ref), tag_of(source_ref)) if tag_of(source_ref) else (name, source_ref)
+        return legacy.read_docker_archive(tree, name, str(tag))
     raise ArchiveError(f"{path} is not an image archive: neither an OCI image layout (oci-layout, index.json) "
                        "nor docker save output (manifest.json)")
 
@@ -256,16 +265,34 @@ def _matches(reference: str, name: str, tag: str) -> tuple[bool, bool]:
     return True, bool(ref_name) and (ref_name == name or ref_name.endswith("/" + name))
 
 
-def select_descriptor(index: dict[str, Any], name: str, tag: str, source: str) -> dict[str, Any]:
-    """The ``index.json`` entry for ``tag`` (by ref.name or containerd annotations), else the only one."""
+def _annotations(entry: dict[str, Any]) -> dict[str, Any]:
+    return entry["annotations"] if isinstance(entry.get("annotations"), dict) else {}
+
+
+def select_descriptor(index: dict[str, Any], name: str, tag: str, source: str,
+                      source_ref: str | None = None) -> dict[str, Any]:
+    """The ``index.json`` entry for ``tag`` (by ref.name or containerd annotations), else the only one.
+
+    ``source_ref`` (``--source-ref``, or ``DIR:REF``) names the image exactly instead: its
+    ``org.opencontainers.image.ref.name`` (or containerd name), so it may be pushed under another tag.
+    """
     entries = index.get("manifests")
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ArchiveError(f"{source}: index.json has no list of manifests")
     if not entries:
         raise ArchiveError(f"{source}: index.json lists no images")
+    available = sorted({str(_annotations(e).get(REF_NAME, e.get("digest"))) for e in entries})
+    if source_ref is not None:
+        exact = [e for e in entries
+                 if source_ref in (_annotations(e).get(REF_NAME), _annotations(e).get(CONTAINERD_NAME))]
+        if len({json.dumps(e.get("digest")) for e in exact}) == 1:
+            return exact[0]
+        problem = "several images are" if exact else "no image is"
+        raise ArchiveError(f"{source}: {problem} named {source_ref!r} in this archive "
+                           f"(it holds: {', '.join(available)})")
     tagged, named = [], []
     for entry in entries:
-        annotations = entry.get("annotations") if isinstance(entry.get("annotations"), dict) else {}
+        annotations = _annotations(entry)
         hits = [_matches(str(annotations[key]), name, tag) for key in (REF_NAME, CONTAINERD_NAME)
                 if annotations.get(key)]
         if any(tag_hit for tag_hit, _ in hits):
@@ -277,9 +304,9 @@ def select_descriptor(index: dict[str, Any], name: str, tag: str, source: str) -
             return candidates[0]
     if len(entries) == 1:
         return entries[0]
-    available = sorted({str((e.get("annotations") or {}).get(REF_NAME, e.get("digest"))) for e in entries})
     problem = "several images are" if tagged else "no image is"
-    raise ArchiveError(f"{source}: {problem} tagged {tag!r} in this archive (it holds: {', '.join(available)})")
+    raise ArchiveError(f"{source}: {problem} tagged {tag!r} in this archive (it holds: {', '.join(available)}); "
+                       "choose one with --source-ref REF or --archive PATH:REF")
 
 
 def _blob_path(digest: Any, source: str) -> str:
@@ -311,14 +338,14 @@ def verify_blob(tree: Tree, descriptor: dict[str, Any], source: str) -> Blob:
                 lambda: tree.open(path))
 
 
-def read_oci_layout(tree: Tree, kind: str, name: str, tag: str) -> Image:
+def read_oci_layout(tree: Tree, kind: str, name: str, tag: str, source_ref: str | None = None) -> Image:
     _, layout = read_json(tree, "oci-layout")
     if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
         raise ArchiveError(f"{tree.source}: oci-layout has no imageLayoutVersion")
     _, index = read_json(tree, "index.json")
     if not isinstance(index, dict):
         raise ArchiveError(f"{tree.source}: index.json is not a JSON object")
-    descriptor = select_descriptor(index, name, tag, tree.source)
+    descriptor = select_descriptor(index, name, tag, tree.source, source_ref)
     blobs: dict[str, Blob] = {}
     manifests: list[ManifestToPush] = []
     _collect(tree, descriptor, blobs, manifests, depth=0)

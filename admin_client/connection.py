@@ -38,6 +38,9 @@ TOKEN_KEYS = ("token", "token_expires")
 #: A token this close to its expiry is not sent: the command could outlive it.
 TOKEN_MARGIN = timedelta(seconds=10)
 LOGIN_EXPIRED = "your login has expired; run registry-admin login"
+API = "/pulp/api/v2"
+#: Every answer of the registry protocol carries it; the admin API's own paths (/pulp/...) never do.
+REGISTRY_API_HEADER = "Docker-Distribution-API-Version"
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 600.0
 
@@ -331,6 +334,7 @@ class AdminClient:
             # The user asked for no verification; one warning per request would bury the output.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.session.headers["User-Agent"] = f"{PROG}/0.1"
+        self._status: dict[str, Any] | None = None
 
     def url(self, path: str) -> str:
         """An absolute URL for a path (``/pulp/api/v2/...``) or a Location the server sent."""
@@ -357,6 +361,10 @@ class AdminClient:
         return response
 
     def error_for(self, response: requests.Response, method: str = "") -> AdminError:
+        if is_pull_side(response):
+            return AdminError(f"{self.base_url} is the pull port (Crane answers the registry protocol there, "
+                              "read-only, without the admin API): use the admin URL with --url, "
+                              "e.g. http://HOST:8080")
         if response.status_code == 401:
             if self.config.token is not None:
                 return AdminError(LOGIN_EXPIRED)
@@ -380,12 +388,36 @@ class AdminClient:
         except ValueError:
             raise AdminError(f"{method} {path}: the server did not answer JSON") from None
 
+    def status(self) -> dict[str, Any]:
+        """The admin API's status call (fetched once): versions, workers, and the pull host."""
+        if self._status is None:
+            answer = self.get_json(f"{API}/status/")
+            self._status = answer if isinstance(answer, dict) else {}
+        return self._status
+
+    def pull_host(self) -> str:
+        """``host:port`` users pull from (Crane's), as the status call names it; else the admin URL's host."""
+        return str(self.status().get("pull_host") or urlsplit(self.base_url).netloc)
+
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         response = self.request("GET", path, params=params)
         try:
             return response.json()
         except ValueError:
             raise AdminError(f"GET {path}: the server did not answer JSON") from None
+
+
+def is_pull_side(response: requests.Response) -> bool:
+    """An answer from Crane rather than the admin app: registry-protocol headers on an admin API path,
+    or a write refused as read-only on the registry protocol (the admin /v2/ accepts writes)."""
+    path = urlsplit(response.url).path if response.url else ""
+    if REGISTRY_API_HEADER not in response.headers:
+        return False
+    if not path.startswith("/v2/"):
+        return True
+    if response.status_code == 405 and response.request is not None and response.request.method not in ("GET", "HEAD"):
+        return "read-only" in error_message(response)
+    return False
 
 
 def _reason(exc: BaseException) -> str:

@@ -65,7 +65,8 @@ def select_entry(entries: Any, name: str, tag: str, source: str) -> dict[str, An
         return entries[0]
     available = sorted({t for e in entries for t in e.get("RepoTags") or [] if isinstance(t, str)})
     problem = "several images are" if tagged else "no image is"
-    raise ArchiveError(f"{source}: {problem} tagged {tag!r} in this archive (it holds: {', '.join(available)})")
+    raise ArchiveError(f"{source}: {problem} tagged {tag!r} in this archive (it holds: {', '.join(available)}); "
+                       "choose one with --source-ref NAME:TAG or --archive PATH:NAME:TAG")
 
 
 def read_docker_archive(tree: Tree, name: str, tag: str) -> Image:

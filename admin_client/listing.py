@@ -1,4 +1,4 @@
-"""``registry-admin list repos`` and ``registry-admin list NAME``: tables, or JSON with ``--output json``."""
+"""``registry-admin list`` (repositories) and ``registry-admin list NAME`` (its tags): tables, or JSON."""
 from __future__ import annotations
 
 import json
@@ -7,10 +7,9 @@ from typing import Any, Sequence
 
 import click
 
-from admin_client.connection import AdminClient, AdminError
+from admin_client.connection import API, AdminClient, AdminError
 from admin_client.reference import InvalidReference, validate_name
 
-API = "/pulp/api/v2"
 MEDIA_TYPE_NAMES = {
     "application/vnd.docker.distribution.manifest.v2+json": "docker",
     "application/vnd.docker.distribution.manifest.list.v2+json": "docker list",
@@ -69,6 +68,20 @@ def comma_list(values: Any) -> str:
     return ", ".join(str(value) for value in values) if values else "-"
 
 
+def key_values(values: Any) -> str:
+    """``tags=1.2,1.3 manifests=2``: a result or details object on one line (``-`` when empty)."""
+    if not isinstance(values, dict) or not values:
+        return "-" if values in (None, "", {}, []) else str(values)
+    parts = []
+    for key, value in sorted(values.items()):
+        if isinstance(value, list):
+            value = ",".join(str(item) for item in value) or "-"
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}:{v}" for k, v in sorted(value.items())) or "-"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
 
@@ -86,12 +99,13 @@ def repositories_with_counts(client: AdminClient) -> list[dict[str, Any]]:
 def repository_by_name(client: AdminClient, name: str) -> dict[str, Any]:
     found = client.get_json(f"{API}/repositories/", params={"name": name})
     if not found:
-        raise AdminError(f"no repository named {name!r} (see registry-admin list repos)")
+        raise AdminError(f"no repository named {name!r} (see registry-admin list)")
     return found[0]
 
 
 def tags_of(client: AdminClient, repo: dict[str, Any]) -> list[dict[str, Any]]:
-    """The repository's tags, each with its image's push time and platforms from the images call."""
+    """The repository's tags: ``pushed`` is when the tag was last pushed, ``image_pushed`` when its image
+    first arrived in the repository; platforms come from the images call."""
     tags = client.get_json(f"{API}/repositories/{repo['id']}/tags/")
     images = {image["digest"]: image for image in client.get_json(f"{API}/repositories/{repo['id']}/images/")}
     rows = []
@@ -102,58 +116,56 @@ def tags_of(client: AdminClient, repo: dict[str, Any]) -> list[dict[str, Any]]:
             "digest": tag.get("manifest_digest"),
             "media_type": tag.get("media_type") or image.get("media_type"),
             "size": tag.get("size", image.get("size")),
-            "updated": tag.get("updated"),
-            "pushed": image.get("pushed"),
+            # One meaning of "pushed" everywhere: when this tag was last pushed (moved to its image).
+            "pushed": tag.get("updated") or image.get("pushed"),
+            "image_pushed": image.get("pushed"),
             "platforms": image.get("platforms") or [],
         })
     return rows
 
 
-class ListGroup(click.Group):
-    """``list`` has subcommands (``repos``); any other word is a repository name."""
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
-                                                                           list[str]]:
-        if args and args[0] not in self.commands and not args[0].startswith("-"):
-            return "NAME", self.commands["_name"], args
-        return super().resolve_command(ctx, args)
-
-    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        formatter.write_usage(ctx.command_path, "[repos | NAME] [--output table|json]")
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in super().list_commands(ctx) if not name.startswith("_")]
+LIST_REPOS_HINT = ("note: 'list repos' is the old spelling; 'registry-admin list' (or 'repo list') "
+                   "lists repositories")
 
 
-class _NameCommand(click.Command):
-    """``list NAME``: reached through ``ListGroup``, so its usage line is written out here."""
-
-    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        parent = ctx.parent.command_path if ctx.parent else "registry-admin list"
-        formatter.write_usage(parent, "NAME [OPTIONS]")
-
-
-@click.group("list", cls=ListGroup, epilog="""\b
+@click.command("list", short_help="List repositories, or the tags of one.", epilog="""\b
 Examples:
-  registry-admin list repos
-  registry-admin list my/app
+  registry-admin list                     # repositories (same as: repo list)
+  registry-admin list my/app              # the tags of my/app
   registry-admin list my/app --output json""")
-def list_group() -> None:
-    """List repositories, or the tags of one repository (NAME)."""
-
-
-@list_group.command("repos", epilog="""\b
-Example:
-  registry-admin list repos --output json""")
+@click.argument("name", required=False)
 @OUTPUT_OPTION
 @click.pass_context
-def list_repos(ctx: click.Context, output: str) -> None:
-    """List repositories with their tag count, size and last publication."""
-    echo_repositories(ctx.obj.client(), output)
+def list_command(ctx: click.Context, name: str | None, output: str) -> None:
+    """List repositories; with NAME, the tags of repository NAME.
+
+    Tags are listed with short digests, types, sizes and PUSHED: when the tag
+    was last pushed (pointed at its current image), UTC; --output json also
+    gives image_pushed, when that image first arrived in the repository.
+
+    The old spelling 'list repos' still lists repositories, unless a
+    repository is named repos: then it lists that repository's tags.
+    """
+    client = ctx.obj.client()
+    if name is None:
+        echo_repositories(client, output)
+        return
+    try:
+        validate_name(name)
+    except InvalidReference as exc:
+        raise AdminError(str(exc)) from None
+    found = client.get_json(f"{API}/repositories/", params={"name": name})
+    if not found and name == "repos":
+        click.echo(LIST_REPOS_HINT, err=True)
+        echo_repositories(client, output)
+        return
+    if not found:
+        raise AdminError(f"no repository named {name!r} (see registry-admin list)")
+    echo_tags(client, found[0], output)
 
 
 def echo_repositories(client: AdminClient, output: str) -> None:
-    """The repositories table (or JSON) of ``list repos`` and ``repo list``."""
+    """The repositories table (or JSON) of ``list`` and ``repo list``."""
     repos = repositories_with_counts(client)
     if output == "json":
         echo_json(repos)
@@ -166,26 +178,14 @@ def echo_repositories(client: AdminClient, output: str) -> None:
     click.echo(render_table(("NAME", "ID", "TAGS", "SIZE", "LAST PUBLISHED"), rows))
 
 
-@list_group.command("_name", cls=_NameCommand, hidden=True, epilog="""\b
-Example:
-  registry-admin list my/app""")
-@click.argument("name")
-@OUTPUT_OPTION
-@click.pass_context
-def list_tags(ctx: click.Context, name: str, output: str) -> None:
-    """List the tags of repository NAME with digests, types, sizes and push times."""
-    try:
-        validate_name(name)
-    except InvalidReference as exc:
-        raise AdminError(str(exc)) from None
-    client = ctx.obj.client()
-    repo = repository_by_name(client, name)
+def echo_tags(client: AdminClient, repo: dict[str, Any], output: str) -> None:
+    """The tags table (or JSON) of ``list NAME``."""
     rows = tags_of(client, repo)
     if output == "json":
         echo_json({"repository": repo, "tags": rows})
         return
     if not rows:
-        click.echo(f"Repository {name} has no tags.")
+        click.echo(f"Repository {repo.get('name')} has no tags.")
         return
     table = []
     for row in rows:
@@ -193,5 +193,5 @@ def list_tags(ctx: click.Context, name: str, output: str) -> None:
         if row["platforms"]:
             kind = f"{kind} ({', '.join(row['platforms'])})"
         table.append((row["tag"], short_digest(row["digest"]), kind, human_size(row["size"]),
-                      short_time(row["updated"] or row["pushed"])))
+                      short_time(row["pushed"])))
     click.echo(render_table(("TAG", "DIGEST", "TYPE", "SIZE", "PUSHED"), table))

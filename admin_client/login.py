@@ -31,7 +31,7 @@ def current_settings() -> tuple[Path, dict[str, Any]]:
 Examples:
   registry-admin login --url https://registry.example.com:8080 --username alice
   REGISTRY_ADMIN_PASSWORD=... registry-admin login        # no prompt
-  registry-admin list repos                                # no password needed until the login expires
+  registry-admin list                                      # no password needed until the login expires
 \b
 A password given later by --password or {PASSWORD_ENV} is used instead of the token.""")
 @click.option("--url", metavar="URL", help=f"Admin API URL [default: --url before the command, {URL_ENV}, "

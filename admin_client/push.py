@@ -7,13 +7,14 @@ archive, children before their index, so their digests are preserved.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Collection
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -33,6 +34,7 @@ class PushResult:
     present: int
     uploaded_bytes: int
     task: dict[str, Any] | None
+    mounted: int = 0
 
 
 class _ProgressReader:
@@ -76,22 +78,25 @@ class Pusher:
             click.echo(message, err=True)
 
     def check_access(self) -> None:
-        """``GET /v2/``: the server speaks the registry protocol and takes our credentials."""
+        """``GET /v2/``: the server speaks the registry protocol and takes our credentials. (Crane's
+        pull port answers it too; its refusal of the first upload says which port it is.)"""
         self.client.request("GET", "/v2/")
 
     def blob_present(self, digest: str) -> bool:
         response = self.client.request("HEAD", f"/v2/{self.reference.name}/blobs/{digest}", expected=(200, 404))
         return response.status_code == 200
 
-    def upload_blob(self, blob: Blob, advance: Callable[[int], None]) -> bool:
+    def upload_blob(self, blob: Blob, advance: Callable[[int], None], configs: Collection[str] = ()) -> bool:
         """Send ``blob``; true if the server mounted a copy it already held instead."""
-        self._say(f"Uploading {short_digest(blob.digest)} ({human_size(blob.size)})", level=2)
+        self._say(f"Uploading {blob_kind(blob, configs)} {short_digest(blob.digest)} ({human_size(blob.size)})",
+                  level=2)
         name = self.client.url(f"/v2/{self.reference.name}/blobs/uploads/")
         # OCI 1.1: a mount without ``from`` lets a registry reuse a blob it holds elsewhere (201);
         # otherwise it opens an ordinary session (202).
         started = self.client.request("POST", with_query(name, mount=blob.digest), expected=(201, 202))
         if started.status_code == 201:
             advance(blob.size)
+            self._say(f"Mounted {blob_kind(blob, configs)} {short_digest(blob.digest)} (not sent)", level=2)
             return True
         location = started.headers.get("Location")
         if not location:
@@ -119,33 +124,34 @@ class Pusher:
 
     def pull_reference(self) -> str:
         """``<pull_host>/<name>:<tag>``: where users pull from is Crane's host, which the status call names."""
-        status = self.client.get_json("/pulp/api/v2/status/")
-        host = status.get("pull_host") if isinstance(status, dict) else None
-        if not host:
-            host = urlsplit(self.client.base_url).netloc
-        return f"{host}/{self.reference.name}:{self.reference.tag}"
+        return f"{self.client.pull_host()}/{self.reference.name}:{self.reference.tag}"
 
     def push(self, image: Image, wait: bool = True, timeout: float = 300.0) -> PushResult:
+        """Blobs the repository lacks (sent, or mounted when the registry holds them elsewhere), then
+        manifests, then the publish. The messages tell one story: how many blobs were already present,
+        how many were sent, how many mounted (not sent)."""
         self.check_access()
+        configs = config_digests(image)
         missing: list[Blob] = []
         for blob in image.blobs:
             if self.blob_present(blob.digest):
-                self._say(f"Layer {short_digest(blob.digest)} already present", level=1)
+                self._say(f"{blob_kind(blob, configs).capitalize()} {short_digest(blob.digest)} "
+                          "already present", level=1)
             else:
                 missing.append(blob)
         present = len(image.blobs) - len(missing)
         total = sum(blob.size for blob in missing)
+        mounted: list[Blob] = []
         if not missing:
-            self._say(f"All {len(image.blobs)} blobs already present on the server; nothing to upload.")
+            self._say(f"All {len(image.blobs)} blobs already present in {self.reference.name}; nothing to upload.")
         else:
-            self._say(f"Uploading {len(missing)} of {len(image.blobs)} blobs ({human_size(total)}); "
-                      f"{present} already present.")
+            self._say(f"{len(missing)} of {len(image.blobs)} blobs ({human_size(total)}) are not in "
+                      f"{self.reference.name} yet; {present} already present.")
             with click.progressbar(length=total, label=f"Pushing {self.reference.name}", file=sys.stderr,
                                    show_pos=False, show_percent=True) as bar:
-                mounted = [blob for blob in missing if self.upload_blob(blob, bar.update)]
-            if mounted:
-                self._say(f"{len(mounted)} of them the server already held in another repository "
-                          f"and mounted ({human_size(sum(blob.size for blob in mounted))} not sent).")
+                mounted = [blob for blob in missing if self.upload_blob(blob, bar.update, configs)]
+            self._say(blob_summary(len(missing) - len(mounted), total - sum(b.size for b in mounted),
+                                   len(mounted), present))
         headers: dict[str, str] = {}
         for index, manifest in enumerate(image.manifests):
             last = index == len(image.manifests) - 1
@@ -158,7 +164,35 @@ class Pusher:
             task = self.wait_for_task(task_href, timeout)
         elif wait:
             self._say("The server named no publish task; not waiting for publication.")
-        return PushResult(image.manifest.digest, len(missing), present, total, task)
+        return PushResult(image.manifest.digest, len(missing) - len(mounted), present,
+                          total - sum(b.size for b in mounted), task, len(mounted))
+
+
+def blob_summary(sent: int, sent_bytes: int, mounted: int, present: int) -> str:
+    """``Blobs: 1 sent (2.1 MB), 2 mounted from another repository (not sent), 1 already present.``"""
+    parts = [f"{sent} sent ({human_size(sent_bytes)})"]
+    if mounted:
+        parts.append(f"{mounted} mounted from another repository of this registry (not sent)")
+    parts.append(f"{present} already present")
+    return f"Blobs: {', '.join(parts)}."
+
+
+def config_digests(image: Image) -> set[str]:
+    """The digests the image's manifests name as their config (the rest of the blobs are layers)."""
+    digests = set()
+    for manifest in image.manifests:
+        try:
+            doc = json.loads(manifest.raw)
+        except ValueError:
+            continue
+        config = doc.get("config") if isinstance(doc, dict) else None
+        if isinstance(config, dict) and isinstance(config.get("digest"), str):
+            digests.add(config["digest"])
+    return digests
+
+
+def blob_kind(blob: Blob, configs: Collection[str]) -> str:
+    return "config" if blob.digest in configs else "layer"
 
 
 def human_size(size: float) -> str:

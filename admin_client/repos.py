@@ -6,16 +6,11 @@ from typing import Any
 import click
 
 from admin_client.connection import AdminClient, UsageProblem
-from admin_client.listing import (API, OUTPUT_OPTION, echo_json, echo_repositories, human_size, render_fields,
-                                  repository_by_name, short_time)
+from admin_client.listing import (API, OUTPUT_OPTION, echo_json, echo_repositories, human_size, key_values,
+                                  render_fields, render_table, repository_by_name, short_time)
 from admin_client.prompts import confirm
 from admin_client.reference import validate_name
-from admin_client.tasks import spawned_task_href, wait_for_task
-
-WAIT_OPTION = click.option("--wait/--no-wait", default=True, show_default=True,
-                           help="Wait for the task the server starts.")
-TIMEOUT_OPTION = click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True,
-                              help="Seconds to wait for the task.")
+from admin_client.tasks import TIMEOUT_OPTION, WAIT_OPTION, finish_task, spawned_task_href
 
 
 def repository_path(repo: dict[str, Any]) -> str:
@@ -32,27 +27,16 @@ def protection(repo: dict[str, Any]) -> str:
     return "protected" if repo.get("protected") else "public"
 
 
-def finish_task(client: AdminClient, report: Any, wait: bool, timeout: float, what: str) -> dict[str, Any] | None:
-    """Wait for the call report's task, or say where to follow it."""
-    href = spawned_task_href(report)
-    if href is None:
-        return None
-    if not wait:
-        click.echo(f"Started {what} {href} (not waiting: --no-wait).", err=True)
-        return None
-    click.echo(f"Waiting for the {what} ...", err=True)
-    return wait_for_task(client, href, timeout, what=what)
-
-
 @click.group("repo", short_help="Create, show, update and delete repositories.", epilog="""\b
 Examples:
   registry-admin repo create team/app --description "the team's app" --protected
   registry-admin repo list
   registry-admin repo show team/app
+  registry-admin repo history team/app --limit 20
   registry-admin repo update team/app --public
   registry-admin repo delete team/app --yes""")
 def repo_group() -> None:
-    """Create, list, show, update and delete repositories (by registry name)."""
+    """Create, list, show, update and delete repositories (by registry name); show their history."""
 
 
 @repo_group.command("create", short_help="Create an empty repository.", epilog="""\b
@@ -77,7 +61,7 @@ def create_repo(ctx: click.Context, name: str, repo_id: str | None, description:
     click.echo(f"Created repository {repo.get('name', name)} (id {repo.get('id')}, {protection(repo)}).")
 
 
-@repo_group.command("list", epilog="""\b
+@repo_group.command("list", short_help="List repositories (same as: list).", epilog="""\b
 Example:
   registry-admin repo list --output json""")
 @OUTPUT_OPTION
@@ -149,7 +133,7 @@ def update_repo(ctx: click.Context, name: str, protected: bool | None, descripti
     click.echo(f"Updated{published} repository {name}: {protection(updated)}.")
 
 
-@repo_group.command("delete", epilog="""\b
+@repo_group.command("delete", short_help="Delete a repository and its tags.", epilog="""\b
 Example:
   registry-admin repo delete team/app --yes""")
 @click.argument("name")
@@ -166,3 +150,41 @@ def delete_repo(ctx: click.Context, name: str, yes: bool, wait: bool, timeout: f
     task = finish_task(client, answer, wait, timeout, "delete task")
     if task is not None or spawned_task_href(answer) is None:
         click.echo(f"Deleted repository {name}.")
+
+
+HISTORY_ACTIONS = ("create", "push", "sync", "copy", "remove", "delete", "publish", "update")
+
+
+def history_table(events: list[dict[str, Any]]) -> str:
+    rows = [(short_time(event.get("time")), event.get("action") or "-", event.get("user") or "-",
+             event.get("task_id") or "-", key_values(event.get("details"))) for event in events]
+    return render_table(("TIME", "ACTION", "USER", "TASK", "DETAILS"), rows)
+
+
+@repo_group.command("history", short_help="Show what happened to a repository.", epilog="""\b
+Examples:
+  registry-admin repo history team/app
+  registry-admin repo history team/app --action push --limit 5 --output json""")
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Events to show.")
+@click.option("--action", type=click.Choice(HISTORY_ACTIONS), help="Only events of this kind.")
+@OUTPUT_OPTION
+@click.pass_context
+def repo_history(ctx: click.Context, name: str, limit: int, action: str | None, output: str) -> None:
+    """Show the history of repository NAME, newest first: pushes, copies, removals, publishes, updates.
+
+    TIME is UTC; USER is who asked; TASK is the task that did it (registry-admin tasks show TASK).
+    """
+    validate_name(name)
+    client = ctx.obj.client()
+    repo = repository_by_name(client, name)
+    params: dict[str, Any] = {"limit": limit}
+    if action:
+        params["action"] = action
+    events = client.get_json(f"{repository_path(repo)}history/", params=params)
+    if output == "json":
+        echo_json(events)
+    elif not events:
+        click.echo(f"Repository {name} has no recorded history.")
+    else:
+        click.echo(history_table(events))

@@ -43,7 +43,7 @@ def role_group() -> None:
     """Create, list, show and delete roles; add users to them and remove them."""
 
 
-@role_group.command("create", epilog="""\b
+@role_group.command("create", short_help="Create a role (grant permissions next).", epilog="""\b
 Example:
   registry-admin role create readers --description "may read every repository"
 """)
@@ -59,7 +59,7 @@ def create_role(ctx: click.Context, name: str, description: str | None) -> None:
     click.echo(f"Created role {role.get('name', name)}.")
 
 
-@role_group.command("list", epilog="""\b
+@role_group.command("list", short_help="List roles with their users.", epilog="""\b
 Example:
   registry-admin role list --output json""")
 @OUTPUT_OPTION
@@ -75,7 +75,7 @@ def list_roles(ctx: click.Context, output: str) -> None:
     click.echo(render_table(("NAME", "BUILT-IN", "USERS", "DESCRIPTION"), rows))
 
 
-@role_group.command("show", epilog="""\b
+@role_group.command("show", short_help="Show a role's users and permissions.", epilog="""\b
 Example:
   registry-admin role show readers""")
 @click.argument("name")
@@ -90,7 +90,7 @@ def show_role(ctx: click.Context, name: str, output: str) -> None:
     echo_role(role)
 
 
-@role_group.command("delete", epilog="""\b
+@role_group.command("delete", short_help="Delete a role (its users stay).", epilog="""\b
 Example:
   registry-admin role delete readers --yes""")
 @click.argument("name")
@@ -104,7 +104,7 @@ def delete_role(ctx: click.Context, name: str, yes: bool) -> None:
     click.echo(f"Deleted role {name}.")
 
 
-@role_group.command("add-user", epilog="""\b
+@role_group.command("add-user", short_help="Add a user to a role.", epilog="""\b
 Example:
   registry-admin role add-user readers bob""")
 @click.argument("name")
@@ -116,7 +116,7 @@ def add_user(ctx: click.Context, name: str, login: str) -> None:
     click.echo(f"Added {login} to role {name} (users: {comma_list(role.get('users'))}).")
 
 
-@role_group.command("remove-user", epilog="""\b
+@role_group.command("remove-user", short_help="Remove a user from a role.", epilog="""\b
 Example:
   registry-admin role remove-user readers bob""")
 @click.argument("name")

@@ -75,7 +75,7 @@ def create_user(ctx: click.Context, login: str, password: str | None, name: str 
     click.echo(f"Created user {user.get('login', login)} (roles: {comma_list(user.get('roles'))}).")
 
 
-@user_group.command("list", epilog="""\b
+@user_group.command("list", short_help="List users with their source and roles.", epilog="""\b
 Example:
   registry-admin user list --output json""")
 @OUTPUT_OPTION
@@ -91,7 +91,7 @@ def list_users(ctx: click.Context, output: str) -> None:
     click.echo(render_table(("LOGIN", "NAME", "SOURCE", "ROLES"), rows))
 
 
-@user_group.command("show", epilog="""\b
+@user_group.command("show", short_help="Show a user's name, source and roles.", epilog="""\b
 Example:
   registry-admin user show bob --output json""")
 @click.argument("login")
@@ -143,7 +143,7 @@ def update_user(ctx: click.Context, login: str, password: str | None, prompt_pas
     click.echo(f"Updated user {user.get('login', login)} (roles: {comma_list(user.get('roles'))}).")
 
 
-@user_group.command("delete", epilog="""\b
+@user_group.command("delete", short_help="Delete a user (asks first).", epilog="""\b
 Example:
   registry-admin user delete bob --yes""")
 @click.argument("login")

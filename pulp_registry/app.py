@@ -31,11 +31,13 @@ def create_app(services: Services) -> Flask:
     app.url_map.strict_slashes = False
 
     from pulp_registry.api import login, permissions, repositories, roles, status, tasks, users
-    from pulp_registry.registry import base, blobs, manifests, token, uploads
+    from pulp_registry.api import promotion
+    from pulp_registry.api import orphans
+    from pulp_registry.registry import base, blobs, manifests, referrers, token, uploads
 
-    for module in (repositories, tasks, status, users, roles, permissions, login):
+    for module in (repositories, promotion, orphans, tasks, status, users, roles, permissions, login):
         app.register_blueprint(module.blueprint, url_prefix=REST_PREFIX)
-    for module in (base, uploads, blobs, manifests):
+    for module in (base, uploads, blobs, manifests, referrers):
         app.register_blueprint(module.blueprint, url_prefix=REGISTRY_PREFIX)
     app.register_blueprint(token.blueprint)
 

@@ -12,14 +12,23 @@ import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Mapping
 
-from pulp_registry import oci, tasks
+from pulp_registry import history, oci, tasks
 from pulp_registry.db import Collections, DuplicateKeyError, utcnow
-from pulp_registry.registry_errors import (BlobTooLarge, BlobUnknown, BlobUploadUnknown, DigestInvalid,
+from pulp_registry.registry_errors import (BlobTooLarge, BlobUnknown, BlobUploadUnknown, Denied, DigestInvalid,
                                           ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, NameInvalid,
                                           NameUnknown, QuotaExceeded, RegistryError, StorageFull)
 from pulp_registry.storage import SizeLimit
 
 Repo = Mapping[str, Any] | str
+
+#: The field of a ``repo_manifests`` or ``repo_blobs`` association that a pending removal sets
+#: (``pulp_registry.removal``): ``remove`` (asked for: hidden from the registry at once, gone as
+#: soon as nothing the repository holds uses it) or ``if-unused`` (goes with what used it, unless
+#: still used). A push that uses the association again clears it.
+REMOVING = "removing"
+REMOVE_MARK, IF_UNUSED_MARK = "remove", "if-unused"
+#: Associations the registry answers for: those not asked to be removed.
+VISIBLE = {"$ne": REMOVE_MARK}
 
 
 def repo_id_of(repo: Repo) -> str:
@@ -39,13 +48,21 @@ def ensure_repository(db: Collections, repo_name: str) -> dict[str, Any]:
         raise RegistryError(exc.message) from None
 
 
-def _upsert_association(collection: Any, key: dict[str, Any], fields: dict[str, Any]) -> None:
+def _upsert_association(collection: Any, key: dict[str, Any], fields: dict[str, Any], keep: bool = False) -> None:
     """Insert ``key`` + ``fields`` once (an upsert copies the key's fields into the new document);
-    a concurrent insert of the same key is the same result."""
+    a concurrent insert of the same key is the same result.
+
+    ``keep``: this push uses the association, so a pending removal's ``removing`` mark on it is
+    cleared (``pulp_registry.removal`` then leaves it in place).
+    """
+    update: dict[str, Any] = {"$setOnInsert": fields}
+    if keep:
+        update["$unset"] = {REMOVING: ""}
     try:
-        collection.update_one(key, {"$setOnInsert": fields}, upsert=True)
+        collection.update_one(key, update, upsert=True)
     except DuplicateKeyError:
-        pass  # another request inserted the same association between our find and insert
+        if keep:
+            collection.update_one(key, {"$unset": {REMOVING: ""}})
 
 
 # --- blobs ------------------------------------------------------------------------
@@ -62,7 +79,14 @@ def add_blob(services: Any, repo: Repo, digest: str, size: int) -> None:
     now = utcnow()
     _upsert_association(services.db.blobs, {"_id": digest}, {"size": size, "created": now})
     _upsert_association(services.db.repo_blobs, {"repo_id": repo_id_of(repo), "digest": digest},
-                        {"size": size, "added": now})
+                        {"size": size, "added": now}, keep=True)
+
+
+def restore_blob_association(db: Collections, association: Mapping[str, Any]) -> None:
+    """Put back a ``repo_blobs`` association a removal took while a push started using it."""
+    fields = {key: value for key, value in association.items() if key not in ("_id", "repo_id", "digest")}
+    _upsert_association(db.repo_blobs, {"repo_id": association["repo_id"], "digest": association["digest"]},
+                        fields, keep=True)
 
 
 def store_blob(services: Any, repo: Repo, data: bytes) -> str:
@@ -74,8 +98,9 @@ def store_blob(services: Any, repo: Repo, data: bytes) -> str:
 
 
 def repo_blob(db: Collections, repo_id: str, digest: str) -> dict[str, Any] | None:
-    """The association of blob ``digest`` with a repository, or None if it does not hold it."""
-    return db.repo_blobs.find_one({"repo_id": repo_id, "digest": digest})
+    """The association of blob ``digest`` with a repository, or None if it does not hold it
+    (or was asked to remove it: a manifest it holds still uses it, so its removal waits)."""
+    return db.repo_blobs.find_one({"repo_id": repo_id, "digest": digest, REMOVING: VISIBLE})
 
 
 def blob_size(services: Any, repo_id: str | None, digest: str) -> int | None:
@@ -287,7 +312,7 @@ def _keep_manifest(services: Any, repo_id: str, raw: bytes, manifest: oci.Manife
     services.storage.put_bytes(raw, manifest.digest)
     _upsert_association(services.db.manifests, {"_id": manifest.digest}, _manifest_doc(manifest))
     _upsert_association(services.db.repo_manifests, {"repo_id": repo_id, "digest": manifest.digest},
-                        {"media_type": manifest.media_type, "size": manifest.size, "added": utcnow()})
+                        {"media_type": manifest.media_type, "size": manifest.size, "added": utcnow()}, keep=True)
     if not oci.is_digest(reference):
         set_tag(services.db, repo_id, reference, manifest.digest)
 
@@ -317,14 +342,18 @@ def push_manifest(services: Any, repo_name: str, raw: bytes, content_type: str |
     Everything is checked before the repository is created, so a refused manifest
     leaves no trace.
     """
-    from pulp_registry.repositories import find_repository_by_name
+    from pulp_registry.repositories import being_deleted, find_repository_by_name
 
     oci.validate_name(repo_name)
     existing = find_repository_by_name(services.db, repo_name)
+    if existing is not None and being_deleted(existing):
+        raise Denied(being_deleted(existing), detail={"name": repo_name})
     manifest = parse_pushed_manifest(raw, content_type, reference)
     check_references(services, existing["_id"] if existing else None, manifest)
     repo = existing or ensure_repository(services.db, repo_name)
     _keep_manifest(services, repo["_id"], raw, manifest, reference)
+    history.record(services.db, repo["_id"], "push", {"reference": reference, "digest": manifest.digest,
+                                                      "media_type": manifest.media_type})
     return PushedManifest(repo, manifest, request_publish(services, repo["_id"]))
 
 
@@ -341,7 +370,8 @@ def request_publish(services: Any, repo_id: str) -> dict[str, Any] | None:
 def resolve_reference(db: Collections, repo_id: str, reference: str) -> str | None:
     """The digest a tag or digest reference names in a repository, or None."""
     if oci.is_digest(reference):
-        held = db.repo_manifests.find_one({"repo_id": repo_id, "digest": reference}, {"_id": 1})
+        held = db.repo_manifests.find_one({"repo_id": repo_id, "digest": reference, REMOVING: VISIBLE},
+                                          {"_id": 1})
         return reference if held else None
     tag = db.tags.find_one({"repo_id": repo_id, "name": reference})
     return tag["manifest_digest"] if tag else None
@@ -352,7 +382,7 @@ def get_manifest(services: Any, repo: Repo, reference: str) -> tuple[dict[str, A
     repo_id = repo_id_of(repo)
     oci.validate_reference(reference)
     digest = resolve_reference(services.db, repo_id, reference)
-    association = (services.db.repo_manifests.find_one({"repo_id": repo_id, "digest": digest})
+    association = (services.db.repo_manifests.find_one({"repo_id": repo_id, "digest": digest, REMOVING: VISIBLE})
                    if digest else None)
     if association is None or not services.storage.exists(digest):
         raise ManifestUnknown(f"manifest {reference} is unknown to the repository",
@@ -379,3 +409,35 @@ def require_repository_by_name(db: Collections, repo_name: str) -> dict[str, Any
         raise NameUnknown(f"repository {repo_name} is not known to the registry", detail={"name": repo_name})
     return repo
 
+
+
+# --- referrers (OCI distribution spec 1.1) ----------------------------------------------
+
+
+def referrer_descriptor(unit: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest's entry in a referrers index, by Crane's rule (``crane.published.referrer_of``):
+    ``artifactType`` is the manifest's own, else an image manifest's config media type."""
+    media_type = unit["media_type"]
+    artifact_type = unit.get("artifact_type") or None
+    if artifact_type is None and media_type not in oci.LIST_MEDIA_TYPES:
+        artifact_type = unit.get("config_media_type") or None
+    descriptor: dict[str, Any] = {"mediaType": media_type, "digest": unit["_id"], "size": int(unit["size"])}
+    if artifact_type:
+        descriptor["artifactType"] = artifact_type
+    if unit.get("annotations_json"):
+        descriptor["annotations"] = json.loads(unit["annotations_json"])
+    return descriptor
+
+
+def list_referrers(db: Collections, repo_id: str | None, subject: str,
+                   artifact_type: str | None = None) -> list[dict[str, Any]]:
+    """Descriptors of the manifests of ``repo_id`` whose ``subject`` is ``subject``, by digest."""
+    if repo_id is None:
+        return []
+    units = {unit["_id"]: unit for unit in db.manifests.find({"subject": subject})}
+    held = {a["digest"] for a in db.repo_manifests.find(
+        {"repo_id": repo_id, "digest": {"$in": sorted(units)}, REMOVING: VISIBLE}, {"digest": 1})} if units else set()
+    found = [referrer_descriptor(units[digest]) for digest in sorted(held)]
+    if artifact_type:
+        found = [descriptor for descriptor in found if descriptor.get("artifactType") == artifact_type]
+    return found

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
 from pulp_registry.registry_errors import (DigestInvalid, ManifestInvalid, NameInvalid, PaginationNumberInvalid,
-                                          TagInvalid)
+                                          RangeNotSatisfiable, TagInvalid)
 
 # --- media types: the one table -------------------------------------------------
 
@@ -270,6 +270,41 @@ def accepted_media_types(accept_headers: Iterable[str]) -> set[str]:
             if media_type:
                 types.add(media_type)
     return types
+
+
+# --- byte ranges of blob GETs ------------------------------------------------------
+
+BYTE_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive ``(first, last)`` byte a ``Range`` header asks of a blob of ``size`` bytes.
+
+    None (send the whole blob): no header, another unit, or several ranges. One byte range that
+    is malformed (``500-0``) or starts past the end raises ``RangeNotSatisfiable`` (416), as the
+    OCI conformance suite expects; an end past the blob's end is cut to it.
+    """
+    if header is None:
+        return None
+    value = header.strip().replace(" ", "")
+    if not value.startswith("bytes=") or "," in value:
+        return None
+    match = BYTE_RANGE_RE.match(value)
+    unsatisfiable = RangeNotSatisfiable(f"range {header!r} is not satisfiable for a blob of {size} bytes",
+                                        headers={"Content-Range": f"bytes */{size}"})
+    if match is None or (not match.group(1) and not match.group(2)):
+        raise unsatisfiable
+    first_text, last_text = match.groups()
+    if not first_text:  # the last N bytes
+        length = int(last_text)
+        if length == 0 or size == 0:
+            raise unsatisfiable
+        return max(size - length, 0), size - 1
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if last < first or first >= size:
+        raise unsatisfiable
+    return first, min(last, size - 1)
 
 
 # --- pagination of tags lists and the catalog -------------------------------------

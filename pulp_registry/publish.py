@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
 
-from pulp_registry import published_format as fmt
+from pulp_registry import history, published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
 from pulp_registry.durable import fsync_dir, make_dirs
 
@@ -303,6 +303,10 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
     repo = db.repositories.find_one({"_id": repo_id})
     if repo is None:
         raise PublishError(f"repository {repo_id!r} does not exist")
+    if repo.get("deleting"):
+        # A late publish must not bring back to Crane a repository its removal has unpublished.
+        log.info("publish of %s (%s) skipped: the repository is being deleted", repo["name"], repo_id)
+        return {"skipped": "the repository is being deleted"}
     root = Path(services.settings.published_dir)
     make_dirs(root)
     _ensure_format_file(root)
@@ -330,6 +334,7 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
     result = {"tags": len(document["tags"]), "manifests": len(document["manifests"]),
               "blobs": len(document["blobs"]), "version": version}
     log.info("published %s (%s): %s", repo["name"], repo_id, result)
+    history.record(db, repo_id, "publish", result)
     return result
 
 

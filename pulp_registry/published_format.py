@@ -5,6 +5,8 @@ its one writer and ``crane.published`` its one reader. Pure, so Crane may import
 """
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, unquote
@@ -77,3 +79,40 @@ def check_repository(document: Mapping[str, Any],
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ValueError("; ".join(problems[:3]) + more)
+
+
+# --- reading the tree on the admin side (orphan clean-up) ------------------------------
+
+def is_temporary_name(name: str) -> bool:
+    """Names a writer uses while it works and every reader ignores (``.<...>.tmp``, ``.trash-*``)."""
+    return name.startswith(".")
+
+
+def version_names(repo_dir: Path) -> list[str]:
+    """The versions of a published repository, oldest first (version names sort by time)."""
+    try:
+        return sorted(entry.name for entry in (repo_dir / VERSIONS_DIR).iterdir()
+                      if not is_temporary_name(entry.name))
+    except FileNotFoundError:
+        return []
+
+
+def current_version(repo_dir: Path) -> str | None:
+    """The version ``current`` points at, or None before the first switch."""
+    try:
+        return Path(os.readlink(repo_dir / CURRENT_LINK)).name
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def read_version(repo_dir: Path, version: str) -> dict[str, Any]:
+    """The ``repository.json`` of one version; ``OSError`` or ``ValueError`` if it cannot be read."""
+    document = json.loads((repo_dir / VERSIONS_DIR / version / REPOSITORY_JSON).read_bytes())
+    if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{repo_dir / VERSIONS_DIR / version / REPOSITORY_JSON} is not format {FORMAT_VERSION}")
+    return document
+
+
+def listed_digests(document: Mapping[str, Any]) -> set[str]:
+    """Every manifest and blob digest a version lists: the files of ``blobs/`` it needs."""
+    return set(document.get("manifests") or {}) | set(document.get("blobs") or {})

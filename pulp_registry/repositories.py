@@ -8,13 +8,13 @@ and a registry name (``my/app``, used by ``docker pull``); both are unique.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from pymongo import ReturnDocument
 
-from pulp_registry import oci
+from pulp_registry import history, oci
 from pulp_registry.db import Collections, DuplicateKeyError, isoformat, utcnow
-from pulp_registry.registry_errors import RegistryError
+from pulp_registry.registry_errors import Denied, RegistryError
 
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 #: Fields of a repository an update may change (``name`` is immutable: pulls would break).
@@ -100,8 +100,12 @@ def default_repo_id(db: Collections, name: str) -> str:
 
 
 def create_repository(db: Collections, name: str, repo_id: str | None = None, description: str = "",
-                      notes: Mapping[str, str] | None = None, protected: bool = False) -> dict[str, Any]:
-    """Insert a repository; raise ``RepositoryError`` for bad input, ``RepositoryExists`` for a taken id or name."""
+                      notes: Mapping[str, str] | None = None, protected: bool = False, *,
+                      user: str | None = None) -> dict[str, Any]:
+    """Insert a repository; raise ``RepositoryError`` for bad input, ``RepositoryExists`` for a taken id or name.
+
+    ``user`` is who asked, for the history (default: the API caller or the task's user).
+    """
     name = validate_repo_name(name)
     if repo_id is not None:
         validate_repo_id(repo_id)
@@ -123,14 +127,28 @@ def create_repository(db: Collections, name: str, repo_id: str | None = None, de
         if find_repository_by_name(db, name) is not None:
             raise RepositoryExists("name", f"a repository named {name!r} already exists") from None
         raise RepositoryExists("id", f"a repository with id {repo['_id']!r} already exists") from None
+    history.record(db, repo["_id"], "create", {"name": name}, user=user)
     return repo
 
 
+def being_deleted(repo: Mapping[str, Any]) -> str | None:
+    """Why ``repo`` takes nothing new, if it is marked ``deleting`` (what was written now would outlive it)."""
+    if repo.get("deleting"):
+        return f"repository {repo['name']} is being deleted; push again when it is gone"
+    return None
+
+
 def ensure_repository(db: Collections, name: str) -> dict[str, Any]:
-    """The repository named ``name``, created on first push; safe when two pushes race."""
+    """The repository named ``name``, created on first push; safe when two pushes race.
+
+    A repository marked ``deleting`` refuses the push with the registry's ``DENIED`` (it would be lost).
+    """
     for _attempt in range(20):
         repo = find_repository_by_name(db, name)
         if repo is not None:
+            refusal = being_deleted(repo)
+            if refusal:
+                raise Denied(refusal, detail={"name": name})
             return repo
         try:
             return create_repository(db, name)
@@ -177,7 +195,8 @@ def _merged_notes(stored: Any, delta_notes: Mapping[str, str | None]) -> list[li
     return [[key, value] for key, value in merged.items()]
 
 
-def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any], *,
+                      user: str | None = None) -> tuple[dict[str, Any], bool]:
     """Apply ``delta`` (description, notes, protected); return the repository and whether ``protected`` changed.
 
     Notes are merged key by key like Pulp 2's: a ``null`` value removes the key. They are stored as
@@ -228,36 +247,81 @@ def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any]) -
                                                          return_document=ReturnDocument.BEFORE)
         if before is not None:
             protected_changed = "protected" in update and update["protected"] != before.get("protected", False)
+            # Field names only: notes' values (and keys) are the user's, the history says what changed.
+            fields = sorted(set(changes) | ({"notes"} if delta_notes is not None else set()))
+            history.record(db, repo_id, "update", {"fields": fields}, user=user)
             return {**before, **update}, protected_changed
     raise RepositoryError("delta.notes", f"repository {repo_id!r} kept changing; try again")
 
 
-def delete_repository(services: Any, repo_id: str) -> dict[str, Any]:
-    """The work of the ``delete_repository`` task: drop the repository, its associations and its published tree.
+def mark_deleting(db: Collections, repo_id: str) -> dict[str, Any]:
+    """Mark the repository ``deleting`` (kept if a removal that stopped half-way marked it) and return it.
 
-    Content units (blobs, manifests and their files) stay: other repositories may
-    hold them, and orphan clean-up removes what nobody holds.
+    One conditional write: from here on pushes to it are refused and publishes skip it.
     """
+    db.repositories.update_one({"_id": repo_id, "deleting": None}, {"$set": {"deleting": utcnow()}})
+    return require_repository(db, repo_id)
+
+
+def _cancel_uploads(services: Any, repo: Mapping[str, Any]) -> int:
+    """End the repository's upload sessions (their files first, then their documents)."""
     db: Collections = services.db
-    repo = require_repository(db, repo_id)
-    removed = {
-        "tags": db.tags.delete_many({"repo_id": repo_id}).deleted_count,
-        "manifests": db.repo_manifests.delete_many({"repo_id": repo_id}).deleted_count,
-        "blobs": db.repo_blobs.delete_many({"repo_id": repo_id}).deleted_count,
-    }
-    upload_query = {"$or": [{"repo_id": repo_id}, {"repo_id": None, "repo_name": repo["name"]}]}
+    upload_query = {"$or": [{"repo_id": repo["_id"]}, {"repo_id": None, "repo_name": repo["name"]}]}
     upload_ids = [upload["_id"] for upload in db.uploads.find(upload_query, {"_id": 1})]
     for upload_id in upload_ids:
         try:
             services.storage.upload_cancel(upload_id)
         except Exception:  # noqa: BLE001 - a session file already gone is fine
             pass
-    removed["uploads"] = db.uploads.delete_many({"_id": {"$in": upload_ids}}).deleted_count if upload_ids else 0
-    db.repositories.delete_one({"_id": repo_id})
+    return db.uploads.delete_many({"_id": {"$in": upload_ids}}).deleted_count if upload_ids else 0
 
+
+def _unpublish(services: Any, repo: Mapping[str, Any]) -> None:
     from pulp_registry.publish import unpublish_repository
 
     unpublish_repository(services.settings, repo["name"])
+
+
+def _delete_associations(collection_name: str) -> Callable[[Any, Mapping[str, Any]], int]:
+    def delete(services: Any, repo: Mapping[str, Any]) -> int:
+        return getattr(services.db, collection_name).delete_many({"repo_id": repo["_id"]}).deleted_count
+    return delete
+
+
+#: The steps of a removal after the ``deleting`` mark, top-down: nothing a step leaves is named by
+#: what a later step removes (tags go before the manifests they point at), and each is idempotent.
+DELETE_STEPS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = (
+    ("unpublish", _unpublish),                    # Crane forgets the repository at once
+    ("tags", _delete_associations("tags")),
+    ("manifests", _delete_associations("repo_manifests")),
+    ("blobs", _delete_associations("repo_blobs")),
+    ("uploads", _cancel_uploads),
+    ("history", lambda services, repo: history.forget_repository(services.db, repo["_id"])),
+)
+
+
+def delete_repository(services: Any, repo_id: str,
+                      progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The work of the ``delete_repository`` task: remove the repository top-down, restartably.
+
+    Mark it ``deleting`` (pushes are refused, publishes skip it), unpublish it, then drop
+    its tags, manifest associations, blob associations, upload sessions and history
+    (``DELETE_STEPS``), and the repository document last. A removal interrupted anywhere
+    leaves orphans at worst, never a tag naming a manifest the repository lacks, and the
+    repository stays listed (``deleting``) so that deleting it again finishes the work.
+    Content units (blobs, manifests and their files) stay: other repositories may hold
+    them, and orphan clean-up removes what nobody holds.
+    """
+    db: Collections = services.db
+    repo = mark_deleting(db, repo_id)
+    removed: dict[str, int] = {}
+    for done, (step, remove) in enumerate(DELETE_STEPS, 1):
+        count = remove(services, repo)
+        if step in ("tags", "manifests", "blobs", "uploads"):
+            removed[step] = count
+        if progress is not None:
+            progress({"step": "delete", "done": done, "total": len(DELETE_STEPS), "description": step})
+    db.repositories.delete_one({"_id": repo_id})
     return {"repo_id": repo_id, "name": repo["name"], "removed": removed}
 
 
@@ -394,6 +458,7 @@ def repository_json(repo: dict[str, Any], counts: Mapping[str, int] | None = Non
         "created": isoformat(repo.get("created")),
         "updated": isoformat(repo.get("updated")),
         "last_published": isoformat(repo.get("last_published")),
+        "deleting": bool(repo.get("deleting")),
         "_href": repository_href(repo["_id"]),
     }
     if counts is not None:

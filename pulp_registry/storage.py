@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from pulp_registry.durable import fsync_dir, make_dirs
-from pulp_registry.oci import Digester, digest_algorithm, validate_digest
+from pulp_registry.oci import Digester, digest_algorithm, is_digest, validate_digest
 from pulp_registry.registry_errors import (BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid,
                                           RegistryError, SizeInvalid, StorageFull)
 
@@ -54,6 +54,28 @@ class SizeLimit:
             raise self.refuse()
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A blob or manifest file in content storage, as orphan clean-up compares it to the database."""
+
+    digest: str
+    size: int
+    #: ``st_mtime``: when the bytes were last written (a commit of bytes already there touches it).
+    modified: float
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A file no request will finish: a temporary file, an upload session file, a finish cut short."""
+
+    path: Path
+    #: ``session`` (``uploads/<id>``), ``finishing`` (``uploads/<id>.finishing-*``) or ``temporary``.
+    kind: str
+    size: int
+    modified: float
+    upload_id: str | None = None
+
+
 class ContentStorage(Protocol):
     """What the registry needs from a content store."""
 
@@ -72,6 +94,10 @@ class ContentStorage(Protocol):
     def upload_size(self, upload_id: str) -> int: ...
     def upload_finish(self, upload_id: str, digest: str) -> int: ...
     def upload_cancel(self, upload_id: str) -> None: ...
+    def iter_content(self) -> Iterator["StoredFile"]: ...
+    def remove_if_idle(self, digest: str, idle_since: float) -> int | None: ...
+    def iter_leftovers(self) -> Iterator["Leftover"]: ...
+    def remove_leftover(self, leftover: "Leftover", idle_since: float) -> int | None: ...
 
 
 def _chunks(stream: BinaryIO | Iterable[bytes]) -> Iterable[bytes]:
@@ -192,6 +218,10 @@ class FilesystemStorage:
         except FileNotFoundError:
             existing_size = None
         if existing_size == size:
+            # The bytes were just written again: their age (what orphan clean-up's grace period
+            # counts from) starts now, so a push re-using old orphaned content keeps it.
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(target)
             return
         if existing_size is not None:
             log.warning("stored %s is %d bytes, not %d: replacing it with the verified copy",
@@ -321,10 +351,94 @@ class FilesystemStorage:
     def upload_cancel(self, upload_id: str) -> None:
         self._upload_path(upload_id).unlink(missing_ok=True)
 
+    # --- orphan clean-up (pulp_registry.orphans) ------------------------------------
+
+    def iter_content(self) -> Iterator[StoredFile]:
+        """Every blob and manifest file; dot names (temporary files) are leftovers, not content."""
+        for algorithm_dir in sorted(self.blobs_dir.iterdir()):
+            if not algorithm_dir.is_dir() or algorithm_dir.name.startswith("."):
+                continue
+            for path in sorted(algorithm_dir.rglob("*")):
+                digest = f"{algorithm_dir.name}:{path.name}"
+                if path.name.startswith(".") or not is_digest(digest):
+                    continue
+                try:
+                    stat = path.lstat()
+                except FileNotFoundError:
+                    continue
+                if path.is_file() and path.parent.name == path.name[:2]:
+                    yield StoredFile(digest, stat.st_size, stat.st_mtime)
+
+    def remove_if_idle(self, digest: str, idle_since: float) -> int | None:
+        """Unlink the file of ``digest`` unless it was written at or after ``idle_since``; its size, or None.
+
+        A reader that opened it keeps reading it to the end (POSIX unlink semantics).
+        """
+        return _unlink_if_idle(self.path(digest), idle_since)
+
+    def iter_leftovers(self) -> Iterator[Leftover]:
+        """Upload session files, finishes cut short, and temporary files (``tmp/``, dot names in ``blobs/``)."""
+        candidates: list[tuple[Path, str, str | None]] = []
+        for path in sorted(self.uploads_dir.iterdir()):
+            upload_id, finishing, _ = path.name.partition(".finishing-")
+            candidates.append((path, "finishing" if finishing else "session", upload_id))
+        for path in sorted(self.tmp_dir.rglob("*")):
+            candidates.append((path, "temporary", None))
+        for path in sorted(self.blobs_dir.rglob(".*")):
+            candidates.append((path, "temporary", None))
+        for path, kind, upload_id in candidates:
+            try:
+                stat = path.lstat()
+            except FileNotFoundError:
+                continue
+            if not path.is_dir():
+                yield Leftover(path, kind, stat.st_size, stat.st_mtime, upload_id)
+
+    def remove_leftover(self, leftover: Leftover, idle_since: float) -> int | None:
+        """Unlink ``leftover`` if nobody wrote it since ``idle_since`` and nobody holds it; its size, or None.
+
+        Upload files are taken under the same exclusive ``flock`` a PATCH or a finish holds while
+        it works: a locked file is in use and stays. A PATCH that opens the session afterwards
+        finds it gone (``BlobUploadUnknown``).
+        """
+        path = leftover.path
+        if leftover.kind == "temporary":
+            return _unlink_if_idle(path, idle_since)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return None   # a PATCH or a finish is working on it
+            if not self._still_named(fd, path):
+                return 0
+            stat = os.fstat(fd)
+            if stat.st_mtime >= idle_since:
+                return None
+            path.unlink(missing_ok=True)
+            return stat.st_size
+        finally:
+            os.close(fd)
+
     def clear_tmp(self) -> None:
         """Remove temporary files left by a process that died mid-write."""
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _unlink_if_idle(path: Path, idle_since: float) -> int | None:
+    """Unlink ``path`` unless it was written at or after ``idle_since``; its size (0 if gone), or None if kept."""
+    try:
+        stat = path.lstat()
+    except FileNotFoundError:
+        return 0
+    if stat.st_mtime >= idle_since:
+        return None
+    path.unlink(missing_ok=True)
+    return stat.st_size
 
 
 def open_storage(driver: str, path: str) -> ContentStorage:

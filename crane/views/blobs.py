@@ -66,6 +66,9 @@ def get_blob(repository: PublishedRepository, digest: str) -> Response:
 
 
 def _stream(path, size: int, headers: dict[str, str]) -> Response:
+    range_header = request.environ.get("HTTP_RANGE")
+    if range_header is not None:
+        oci.byte_range(range_header, size)   # 416 for one malformed range (werkzeug would send it all)
     try:
         response = send_file(path, request.environ, mimetype=OCTET_STREAM, conditional=True,
                              etag=headers["Docker-Content-Digest"], max_age=MAX_AGE, use_x_sendfile=False)

@@ -6,11 +6,12 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import repositories, tasks
+from pulp_registry import history, repositories, tasks
 from pulp_registry.permissions import CREATE, DELETE, EXECUTE, READ, UPDATE
 from pulp_registry.services import current_services
 from pulp_registry.access import auth_required, current_caller, readable_repositories
-from pulp_registry.api.errors import Conflict, InvalidBody, NotFound, api_error_response
+from pulp_registry.api.errors import ApiError, Conflict, InvalidBody, NotFound, api_error_response
+from pulp_registry.registry_errors import RegistryError
 from pulp_registry.api.responses import call_report, json_body, json_response
 
 blueprint = Blueprint("api_repositories", __name__)
@@ -37,7 +38,7 @@ def create_repository() -> Response:
     body = json_body(CREATE_FIELDS, required=("name",))
     repo = repositories.create_repository(
         current_services().db, body["name"], repo_id=body.get("id"), description=body.get("description", ""),
-        notes=body.get("notes"), protected=body.get("protected", False))
+        notes=body.get("notes"), protected=body.get("protected", False), user=current_caller().login)
     return json_response(repositories.repository_json(repo), 201,
                          {"Location": repositories.repository_href(repo["_id"])})
 
@@ -67,7 +68,8 @@ def show_repository(repo_id: str) -> Response:
 def update_repository(repo_id: str) -> Response:
     """200 with the repository; 202 with a publish task when ``protected`` changed (Crane must learn it)."""
     body = json_body(("delta",), required=("delta",))
-    repo, protected_changed = repositories.update_repository(current_services().db, repo_id, body["delta"])
+    repo, protected_changed = repositories.update_repository(current_services().db, repo_id, body["delta"],
+                                                             user=current_caller().login)
     if protected_changed:
         return call_report([_spawn("publish", repo_id)], result=repositories.repository_json(repo))
     return json_response(repositories.repository_json(repo))
@@ -115,3 +117,59 @@ def show_tag(repo_id: str, tag: str) -> Response:
     if found is None:
         raise NotFound(f"repository {repo_id!r} has no tag {tag!r}")
     return json_response(found)
+
+
+@blueprint.post("/repositories/<repo_id>/actions/remove/")
+@auth_required(DELETE)
+def remove_content(repo_id: str) -> Response:
+    """Remove tags and manifests (with the referrers only they hold): 202 with the publish that follows.
+
+    Every tag and digest is checked before anything is removed: an unknown one is a 404 naming it.
+    """
+    from pulp_registry.removal import remove_content as remove
+
+    body = json_body(("tags", "digests"))
+    for field in ("tags", "digests"):
+        values = body.get(field, [])
+        if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+            raise InvalidBody(f"{field} must be a list of strings", field=field)
+    if not body.get("tags") and not body.get("digests"):
+        raise InvalidBody("name what to remove: tags or digests", field="tags")
+    services = current_services()
+    repo = repositories.require_repository(services.db, repo_id)
+    if repo.get("deleting"):
+        raise Conflict(f"repository {repo['name']} is being deleted")
+    try:
+        result = remove(services, repo, tags=body.get("tags", []), digests=body.get("digests", []))
+    except RegistryError as exc:
+        raise _api_error(exc) from None
+    publish_task = result.pop("publish_task", None)
+    return call_report([publish_task] if publish_task else [], result=result)
+
+
+def _api_error(exc: RegistryError) -> ApiError:
+    """A registry error of the removal functions in the REST API's form."""
+    if exc.status == 404:
+        return NotFound(exc.message)
+    if exc.status in (403, 409):
+        return Conflict(exc.message)
+    return InvalidBody(exc.message)
+
+
+@blueprint.get("/repositories/<repo_id>/history/")
+@auth_required(READ)
+def repository_history(repo_id: str) -> Response:
+    """What happened to the repository, newest first; ``before`` (an event id) pages on."""
+    db = current_services().db
+    repositories.require_repository(db, repo_id)
+    try:
+        limit = int(request.args.get("limit", 100))
+    except ValueError:
+        raise InvalidBody("limit must be a whole number", field="limit") from None
+    if not 1 <= limit <= history.MAX_PAGE:
+        raise InvalidBody(f"limit must be between 1 and {history.MAX_PAGE}", field="limit")
+    action = request.args.get("action") or None
+    if action is not None and action not in history.ACTIONS:
+        raise InvalidBody(f"unknown action {action!r} (known: {', '.join(history.ACTIONS)})", field="action")
+    return json_response(history.list_history(db, repo_id, limit=limit, before=request.args.get("before"),
+                                               action=action))

@@ -1,13 +1,14 @@
-"""``/v2/<name>/blobs/<digest>``: whether a repository holds a blob (HEAD, how clients skip uploads) and its bytes."""
+"""``/v2/<name>/blobs/<digest>``: whether a repository holds a blob (HEAD, how clients skip uploads), its
+bytes (all, or one ``Range``), and DELETE, which unlinks it from the repository (orphan clean-up frees it)."""
 from __future__ import annotations
 
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import content, oci
+from pulp_registry import content, oci, removal
 from pulp_registry.access import PULL, REMOVE, auth_required
-from pulp_registry.registry.responses import blob_response
-from pulp_registry.registry_errors import BlobUnknown, Unsupported
+from pulp_registry.registry.responses import blob_response, empty
+from pulp_registry.registry_errors import BlobUnknown
 from pulp_registry.repositories import find_repository_by_name
 from pulp_registry.services import current_services
 
@@ -25,11 +26,16 @@ def get_blob(name: str, digest: str) -> Response:
         raise BlobUnknown(f"blob {digest} is unknown to repository {name}", detail={"digest": digest})
     if request.method == "HEAD":
         return blob_response(None, digest, size)
-    return blob_response(services.storage.open(digest), digest, size)
+    byte_range = oci.byte_range(request.headers.get("Range"), size)
+    return blob_response(services.storage.open(digest), digest, size, byte_range)
 
 
 @blueprint.delete("/<path:name>/blobs/<digest>")
 @auth_required(REMOVE, repository="name")
 def delete_blob(name: str, digest: str) -> Response:
-    raise Unsupported("deleting blobs over the registry protocol is not supported; "
-                      "remove content with the admin API")
+    """Unlink the blob from the repository (202); refused while a manifest of it uses the blob."""
+    services = current_services()
+    oci.validate_digest(digest)
+    repo = content.require_repository_by_name(services.db, name)
+    removal.unlink_blob(services, repo, digest)
+    return empty(202, {})

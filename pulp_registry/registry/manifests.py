@@ -1,18 +1,20 @@
-"""``/v2/<name>/manifests/<reference>`` (PUT, GET, HEAD) and ``/v2/<name>/tags/list`` on the admin side.
+"""``/v2/<name>/manifests/<reference>`` (PUT, GET, HEAD, DELETE) and ``/v2/<name>/tags/list`` on the admin side.
 
 A manifest PUT stores the exact bytes received, once every blob and child
 manifest it names is in the repository, and has the repository published by a
 task whose href is answered in ``Pulp-Task`` (``registry-admin push`` waits on it).
+A DELETE removes at once (``pulp_registry.removal``) and has the repository
+published again the same way; Crane keeps serving the removed content until then.
 """
 from __future__ import annotations
 
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import content, oci
+from pulp_registry import content, oci, removal
 from pulp_registry.access import PULL, PUSH, REMOVE, auth_required
 from pulp_registry.registry.responses import content_response, empty, json_response, manifest_location
-from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown, Unsupported
+from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown
 from pulp_registry.repositories import find_repository_by_name
 from pulp_registry.services import current_services
 
@@ -55,11 +57,22 @@ def put_manifest(name: str, reference: str) -> Response:
     return empty(201, headers)
 
 
+def unknown_reference(reference: str) -> ManifestUnknown | None:
+    """The 404 for a GET or HEAD whose reference is neither a tag nor a digest (no manifest has that
+    name, as the OCI conformance suite expects); a PUT with it stays 400."""
+    if oci.is_digest(reference) or oci.TAG_RE.match(reference):
+        return None
+    return ManifestUnknown(f"manifest {reference} is unknown: not a valid tag or digest",
+                           detail={"reference": reference})
+
+
 @blueprint.route("/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
 @auth_required(PULL, repository="name")
 def get_manifest(name: str, reference: str) -> Response:
     services = current_services()
-    oci.validate_reference(reference)
+    unknown = unknown_reference(reference)
+    if unknown is not None:
+        raise unknown
     repo = find_repository_by_name(services.db, name)
     if repo is None:
         raise ManifestUnknown(f"manifest {reference} is unknown: no repository {name}",
@@ -72,8 +85,18 @@ def get_manifest(name: str, reference: str) -> Response:
 @blueprint.delete("/<path:name>/manifests/<reference>")
 @auth_required(REMOVE, repository="name")
 def delete_manifest(name: str, reference: str) -> Response:
-    raise Unsupported("deleting manifests over the registry protocol is not supported yet; "
-                      "use the admin API")
+    """By digest: the manifest with its tags, referrers and unused children; by tag: only the tag (202)."""
+    services = current_services()
+    oci.validate_reference(reference)
+    repo = content.require_repository_by_name(services.db, name)
+    if oci.is_digest(reference):
+        result = removal.remove_manifest(services, repo, reference)
+    else:
+        result = removal.remove_tag(services, repo, reference)
+    headers = {}
+    if result.get("publish_task") is not None:
+        headers["Pulp-Task"] = TASK_HREF.format(task_id=result["publish_task"]["_id"])
+    return empty(202, headers)
 
 
 @blueprint.get("/<path:name>/tags/list")

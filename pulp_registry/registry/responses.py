@@ -7,7 +7,7 @@ by ``registry_errors.error_response``.
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 from flask import request
 from werkzeug.wrappers import Response
@@ -65,18 +65,43 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
-def blob_response(stream_or_none: BinaryIO | None, digest: str, size: int) -> Response:
-    """A blob's bytes (or only its headers for HEAD), streamed from storage."""
+def blob_response(stream_or_none: BinaryIO | None, digest: str, size: int,
+                  byte_range: tuple[int, int] | None = None) -> Response:
+    """A blob's bytes (or only its headers for HEAD), streamed from storage.
+
+    With ``byte_range`` (inclusive, from ``oci.byte_range``) a GET answers 206 with those bytes
+    and ``Content-Range``; the stream must be seekable (``storage.open`` gives a file).
+    """
     headers = {"Docker-Content-Digest": digest, "Content-Length": str(size),
                "Content-Type": "application/octet-stream", "ETag": f'"{digest}"',
-               "Cache-Control": "max-age=31536000"}
+               "Cache-Control": "max-age=31536000", "Accept-Ranges": "bytes"}
+    length, status = size, 200
     if stream_or_none is None:
         response = Response(b"", status=200, headers=headers)
     else:
-        response = Response(wrap_file(request.environ, stream_or_none), status=200, headers=headers,
-                            direct_passthrough=True)
-    response.headers["Content-Length"] = str(size)
+        body: Any = wrap_file(request.environ, stream_or_none)
+        if byte_range is not None:
+            first, last = byte_range
+            length, status = last - first + 1, 206
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+            stream_or_none.seek(first)
+            body = _limited(stream_or_none, length)
+        response = Response(body, status=status, headers=headers, direct_passthrough=True)
+    response.headers["Content-Length"] = str(length)
     return response
+
+
+def _limited(stream: BinaryIO, length: int, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+    """``length`` bytes of ``stream`` from where it stands, then close it."""
+    try:
+        while length > 0:
+            chunk = stream.read(min(chunk_size, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        stream.close()
 
 
 def content_response(body: bytes, media_type: str, digest: str, head: bool) -> Response:

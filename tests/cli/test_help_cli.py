@@ -37,3 +37,19 @@ def test_short_help_is_never_cut_in_the_command_lists():
         listing = result.output.split("Commands:", 1)[1].split("\n\n", 1)[0]
         cut = [line for line in listing.splitlines() if line.rstrip().endswith("...")]
         assert not cut, f"registry-admin {' '.join(path)} --help cuts: {cut}"
+
+
+def test_every_command_has_a_short_help_that_click_never_cuts():
+    """click cuts derived summaries at 45 characters in the command lists; each command says its own."""
+    for path, command in commands(cli):
+        assert command.short_help, f"registry-admin {' '.join(path)} has no short_help"
+        assert not command.get_short_help_str(limit=45).endswith("..."), path
+
+
+def test_new_commands_are_listed_with_their_summaries():
+    result = CliRunner().invoke(cli, ["--help"], prog_name="registry-admin")
+    listing = result.output.split("Commands:", 1)[1]
+    for name in ("copy", "remove", "tasks", "orphans", "list", "repo"):
+        assert f"\n  {name} " in listing, name
+    assert {("tasks", "wait"), ("tasks", "cancel"), ("orphans", "cleanup"), ("orphans", "explain"),
+            ("repo", "history")} <= {path for path, _ in commands(cli)}

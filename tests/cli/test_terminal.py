@@ -75,3 +75,33 @@ def test_first_run_in_a_terminal_writes_the_config_then_pushes_with_a_progress_b
     config = yaml.safe_load((home / ".config" / "registry-admin" / "config.yaml").read_text())
     assert config == {"url": server.url, "verify_tls": True, "username": ADMIN_LOGIN}
     assert server.tag_digest("team/app", "v1") == layout_manifest(layout, "v1")[0]
+
+
+def test_tasks_wait_in_a_terminal_draws_a_bar_of_the_task_steps(server, tmp_path):
+    import threading
+
+    from pulp_registry import tasks
+    from pulp_registry.db import utcnow
+
+    task = tasks.create_task(server.services.db, "copy", [tasks.repository_resource("team-app")], {})
+    server.services.db.tasks.update_one({"_id": task["_id"]}, {"$set": {
+        "state": "running", "started": utcnow(),
+        "progress": {"manifests": {"done": 1, "total": 4, "description": "Copying manifests"}}}})
+
+    def finish() -> None:
+        server.services.db.tasks.update_one({"_id": task["_id"]}, {"$set": {
+            "state": "finished", "finished": utcnow(), "progress": {"manifests": {"done": 4, "total": 4}}}})
+
+    home = tmp_path / "terminal-home"
+    home.mkdir()
+    env = {**terminal_env(home), "REGISTRY_ADMIN_URL": server.url, "REGISTRY_ADMIN_USERNAME": ADMIN_LOGIN,
+           "REGISTRY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    terminal = Terminal(["tasks", "wait", task["_id"]], env)
+    terminal.expect("1/4")
+    timer = threading.Timer(0.5, finish)
+    timer.start()
+    assert terminal.finish() == 0, terminal.output
+    timer.join()
+    assert "copy task" in terminal.output and "Copying manifests" in terminal.output
+    assert "4/4" in terminal.output
+    assert f"Task {task['_id']} finished." in terminal.output

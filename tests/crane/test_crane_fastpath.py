@@ -169,9 +169,9 @@ def test_errors_and_unusual_requests_are_left_to_flask(cranes, content, method):
         "/v2/my/app/manifests/sha256:" + "1" * 64: 404,                # unknown digest
         "/v2/other/app/manifests/oci": 404,                            # unknown repository
         "/v2/My/App/manifests/oci": 400,                               # invalid name
-        "/v2/my/app/manifests/sha256:zz": 400,                         # invalid digest
-        "/v2/my/app/manifests/bad%20tag": 400,                         # invalid tag
-        "/v2/my/app/manifests/oci/": 400,                              # not a manifest path
+        "/v2/my/app/manifests/sha256:zz": 404,                         # invalid digest: no such manifest
+        "/v2/my/app/manifests/bad%20tag": 404,                         # invalid tag: no such manifest
+        "/v2/my/app/manifests/oci/": 404,                              # not a manifest path
         "/v2/secret/app/manifests/latest": 401,                        # protected repository
         f"/v2/secret/app/blobs/{content['secret'].layers[0][0]}": 401,
         "/v2/my/app/blobs/sha256:zz": 400,

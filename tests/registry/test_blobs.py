@@ -38,12 +38,11 @@ def test_a_blob_of_another_repository_is_unknown_here(client, auth, push):
     assert client.head(f"/v2/my/app/blobs/{digest}", headers=auth).status_code == 404
 
 
-def test_deleting_a_blob_is_unsupported(client, auth, push):
-    digest = push.blob("my/app", b"keep me")
+def test_deleting_a_blob_unlinks_it_from_the_repository(client, auth, push):
+    digest = push.blob("my/app", b"unlink me")
     response = client.delete(f"/v2/my/app/blobs/{digest}", headers=auth)
-    assert response.status_code == 405
-    assert response.get_json()["errors"][0]["code"] == "UNSUPPORTED"
-    assert client.head(f"/v2/my/app/blobs/{digest}", headers=auth).status_code == 200
+    assert response.status_code == 202
+    assert client.head(f"/v2/my/app/blobs/{digest}", headers=auth).status_code == 404
 
 
 def test_malformed_digest_is_digest_invalid(client, auth):

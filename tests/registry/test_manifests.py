@@ -170,11 +170,12 @@ def test_same_manifest_in_two_repositories_is_stored_once(client, auth, push, se
     assert services.db.repo_manifests.count_documents({"digest": first}) == 2
 
 
-def test_deleting_a_manifest_is_unsupported_for_now(client, auth, push):
+def test_deleting_a_manifest_removes_it_and_its_tags(client, auth, push):
     digest, _ = push.image("my/app", tag="latest")
     response = client.delete(f"/v2/my/app/manifests/{digest}", headers=auth)
-    assert response.status_code == 405
-    assert response.get_json()["errors"][0]["code"] == "UNSUPPORTED"
+    assert response.status_code == 202
+    assert client.head(f"/v2/my/app/manifests/{digest}", headers=auth).status_code == 404
+    assert client.get("/v2/my/app/tags/list", headers=auth).get_json()["tags"] == []
 
 
 def test_tags_list_is_sorted_and_pages_with_link(client, auth, push):
