@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from pulp_registry import oci
-from pulp_registry import published_format as fmt
+from pulp_registry import published_files, published_format as fmt
 from pulp_registry.db import Collections, DuplicateKeyError, as_utc, isoformat
 from pulp_registry.registry_errors import BlobUploadUnknown
 from pulp_registry.storage import Leftover
@@ -122,114 +122,6 @@ def _documented(db: Collections, digests: list[str]) -> set[str]:
         for collection in (db.blobs, db.manifests):
             found.update(doc["_id"] for doc in collection.find({"_id": {"$in": batch}}, {"_id": 1}))
     return found
-
-
-# --- the published tree --------------------------------------------------------------------
-
-
-def _published_root(services: Any) -> Path:
-    return Path(services.settings.published_dir)
-
-
-def published_listing(root: Path, idle_since: float) -> set[str] | None:
-    """Every digest a version Crane may serve lists; None if a version cannot be read (then nothing
-    of the published tree may be removed).
-
-    Kept: the current version, versions newer than it (a publish writing them), and older ones
-    while ``current`` was switched after ``idle_since`` (a Crane that has not noticed the switch,
-    or a pull under way, still serves them).
-    """
-    listed: set[str] = set()
-    repositories_dir = root / fmt.REPOSITORIES_DIR
-    if not repositories_dir.is_dir():
-        return listed
-    for repo_dir in sorted(repositories_dir.iterdir()):
-        if fmt.is_temporary_name(repo_dir.name) or not repo_dir.is_dir():
-            continue
-        current = fmt.current_version(repo_dir)
-        try:
-            switched = (repo_dir / fmt.CURRENT_LINK).lstat().st_mtime
-        except FileNotFoundError:
-            switched = None
-        for version in fmt.version_names(repo_dir):
-            superseded = current is not None and version < current
-            if superseded and switched is not None and switched < idle_since:
-                continue
-            try:
-                listed |= fmt.listed_digests(fmt.read_version(repo_dir, version))
-            except FileNotFoundError:
-                if version == current:
-                    log.warning("%s: current version %s has no repository.json", repo_dir, version)
-                    return None
-            except (OSError, ValueError) as exc:
-                log.warning("cannot read version %s of %s (%s): nothing of the published tree is removed",
-                            version, repo_dir, exc)
-                return None
-    return listed
-
-
-def _published_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """(digest, path) of every file of the published ``blobs/``; dot names are leftovers."""
-    blobs_dir = root / fmt.BLOBS_DIR
-    if not blobs_dir.is_dir():
-        return
-    for algorithm_dir in sorted(blobs_dir.iterdir()):
-        if fmt.is_temporary_name(algorithm_dir.name) or not algorithm_dir.is_dir():
-            continue
-        for path in sorted(algorithm_dir.iterdir()):
-            digest = f"{algorithm_dir.name}:{path.name}"
-            if not fmt.is_temporary_name(path.name) and oci.is_digest(digest) and path.is_file():
-                yield digest, path
-
-
-def _remove_file_if_idle(path: Path, idle_since: float, use_ctime: bool = False) -> int | None:
-    """Unlink ``path`` unless it changed at or after ``idle_since``; its size (0 if gone), None if kept.
-
-    ``use_ctime``: a hard link made moments ago (a publish's temporary link) has the old mtime
-    of its bytes but a new ctime.
-    """
-    try:
-        stat = path.lstat()
-    except FileNotFoundError:
-        return 0
-    changed = max(stat.st_mtime, stat.st_ctime) if use_ctime else stat.st_mtime
-    if changed >= idle_since:
-        return None
-    if path.is_dir() and not path.is_symlink():
-        size = _tree_size(path)
-        shutil.rmtree(path, ignore_errors=True)
-        return size
-    path.unlink(missing_ok=True)
-    return stat.st_size
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for entry in path.rglob("*"):
-        try:
-            if entry.is_file() and not entry.is_symlink():
-                total += entry.stat().st_size
-        except OSError:
-            continue
-    return total
-
-
-def _published_leftovers(root: Path) -> Iterator[Path]:
-    """``.trash-*`` and temporary files of the published tree (``current.<random>`` links are the publisher's)."""
-    if not root.is_dir():
-        return
-    for entry in sorted(root.iterdir()):
-        if fmt.is_temporary_name(entry.name):
-            yield entry
-    blobs_dir = root / fmt.BLOBS_DIR
-    if blobs_dir.is_dir():
-        for algorithm_dir in sorted(blobs_dir.iterdir()):
-            if algorithm_dir.is_dir():
-                yield from (entry for entry in sorted(algorithm_dir.iterdir()) if fmt.is_temporary_name(entry.name))
-    repositories_dir = root / fmt.REPOSITORIES_DIR
-    if repositories_dir.is_dir():
-        for entry in sorted(repositories_dir.glob(f"*/{fmt.VERSIONS_DIR}/*/.*")):
-            yield entry
 
 
 # --- the scan: what a clean-up would remove now -------------------------------------------
@@ -317,9 +209,9 @@ def _scan(services: Any, grace_period: int) -> Scan:
     db = services.db
     now = time.time()
     cutoff = datetime.fromtimestamp(now, timezone.utc) - timedelta(seconds=grace_period)
-    root = _published_root(services)
+    root = published_files.published_root(services)
     scan = Scan(grace_period, cutoff, now - grace_period, now - max(UPLOAD_SESSION_EXPIRY, grace_period),
-                published_listing(root, now - grace_period))
+                published_files.published_listing(root, now - grace_period))
 
     scan.manifests = _orphan_manifests(services, cutoff)
     orphan_manifests = {unit.digest for unit in scan.manifests}
@@ -344,7 +236,7 @@ def _scan(services: Any, grace_period: int) -> Scan:
             units[unit.digest] = unit
 
     if scan.listing is not None:
-        unlisted = [(digest, path) for digest, path in _published_files(root) if digest not in scan.listing]
+        unlisted = [(digest, path) for digest, path in published_files.blob_files(root) if digest not in scan.listing]
         documented = _documented(db, [digest for digest, _path in unlisted if digest not in units])
         for digest, path in unlisted:
             if digest in units:
@@ -388,13 +280,13 @@ def _scan_leftovers(services: Any, scan: Scan, root: Path) -> Iterator[LeftoverI
     for upload in db.uploads.find({"started": {"$lt": scan.cutoff}}, {"_id": 1}):
         if upload["_id"] not in sessions_with_files:
             yield LeftoverItem("upload", 0, upload_id=upload["_id"], upload_document=True)
-    for path in _published_leftovers(root):
+    for path in published_files.leftovers(root):
         try:
             stat = path.lstat()
         except FileNotFoundError:
             continue
         if max(stat.st_mtime, stat.st_ctime) < scan.idle_since:
-            size = _tree_size(path) if path.is_dir() and not path.is_symlink() else stat.st_size
+            size = published_files.tree_size(path) if path.is_dir() and not path.is_symlink() else stat.st_size
             yield LeftoverItem("temporary", size, path)
 
 
@@ -464,7 +356,7 @@ def _remove_unit(services: Any, scan: Scan, unit: Unit, root: Path) -> int | Non
             return None
         freed = size
     if unit.published:
-        size = _remove_file_if_idle(fmt.blob_path(root, unit.digest), scan.idle_since)
+        size = published_files.remove_if_idle(fmt.blob_path(root, unit.digest), scan.idle_since)
         freed = max(freed, size or 0)   # a hard link to the stored bytes frees nothing more
     return freed
 
@@ -473,7 +365,7 @@ def _relink_listed(services: Any, root: Path, removed: set[str]) -> None:
     """Put back any removed published file a version written during the clean-up lists."""
     if not removed:
         return
-    listing = published_listing(root, time.time())
+    listing = published_files.published_listing(root, time.time())
     for digest in sorted(removed & (listing or set())):
         target = fmt.blob_path(root, digest)
         source = services.storage.local_path(digest)
@@ -514,7 +406,7 @@ def _remove_leftover(services: Any, scan: Scan, item: LeftoverItem) -> int | Non
         deleted = db.uploads.delete_one({"_id": item.upload_id, "started": {"$lt": scan.cutoff}})
         return 0 if deleted.deleted_count else None
     assert item.path is not None
-    return _remove_file_if_idle(item.path, scan.idle_since, use_ctime=True)
+    return published_files.remove_if_idle(item.path, scan.idle_since, use_ctime=True)
 
 
 def cleanup_orphans(services: Any, progress: Progress, *, grace_period: int | None = None) -> dict[str, int]:
@@ -525,7 +417,7 @@ def cleanup_orphans(services: Any, progress: Progress, *, grace_period: int | No
     """
     grace = validate_grace_period(grace_period, services.settings.orphan_grace_period)
     scan = _scan(services, grace)
-    root = _published_root(services)
+    root = published_files.published_root(services)
     result = {"blobs": 0, "manifests": 0, "uploads": 0, "temporary_files": 0, "bytes_freed": 0}
     removed_published: set[str] = set()
     try:
@@ -579,7 +471,7 @@ def explain(services: Any, digest: str) -> dict[str, Any]:
     document = manifest_doc or blob_doc
     kind = "manifest" if manifest_doc else "blob" if blob_doc else "unknown"
     stored_size = services.storage.size(digest)
-    published = fmt.blob_path(_published_root(services), digest).is_file()
+    published = fmt.blob_path(published_files.published_root(services), digest).is_file()
 
     ancestors = _ancestors(db, digest)
     holders: dict[str, dict[str, set[str]]] = {}
