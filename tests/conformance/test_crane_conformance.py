@@ -14,7 +14,7 @@ import pytest
 
 from pulp_registry import oci
 from pulp_registry.repositories import find_repository_by_name
-from tests.conformance.test_admin_conformance import (ARTIFACT_A, ARTIFACT_B, LAYER, MANIFEST_ACCEPT, NAME,
+from tests.conformance.suite import (ARTIFACT_A, ARTIFACT_B, LAYER, MANIFEST_ACCEPT, NAME,
                                                       NONEXISTENT_MANIFEST, EMPTY_JSON, ERROR_CODES, Registry,
                                                       SuiteData, digest_of, random_blob)
 from tests.crane.conftest import CraneUnderTest, error_code
