@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlencode
 
-from pulp_registry.registry_errors import (DigestInvalid, ManifestInvalid, NameInvalid, PaginationNumberInvalid,
-                                          RangeNotSatisfiable, TagInvalid)
+from pulp_registry.registry_errors import (DigestInvalid, ManifestInvalid, ManifestUnknown, NameInvalid,
+                                          PaginationNumberInvalid, RangeNotSatisfiable, TagInvalid)
 
 # --- media types: the one table -------------------------------------------------
 
@@ -90,6 +90,15 @@ def validate_reference(reference: str) -> str:
     if ":" in reference:
         return validate_digest(reference)
     return validate_tag(reference)
+
+
+def require_manifest_name(reference: str) -> str:
+    """For a GET or HEAD of a manifest: what is neither a tag nor a digest names no manifest, so it
+    is 404 ``MANIFEST_UNKNOWN``, as the OCI conformance suite expects (a PUT validates it: 400)."""
+    if not is_digest(reference) and not TAG_RE.match(reference):
+        raise ManifestUnknown(f"manifest {reference} is unknown: not a valid tag or digest",
+                              detail={"reference": reference})
+    return reference
 
 
 class Digester:

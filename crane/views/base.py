@@ -73,7 +73,7 @@ def api_version() -> Response:
 @blueprint.route("/v2/<path:rest>", methods=["GET", "HEAD"])
 def not_routed(rest: str) -> Response:
     """Say precisely what is wrong with a path no route took (an invalid name or digest, usually)."""
-    for marker, check in (("/blobs/", oci.validate_digest), ("/manifests/", _manifest_reference),
+    for marker, check in (("/blobs/", oci.validate_digest), ("/manifests/", oci.require_manifest_name),
                           ("/referrers/", oci.validate_digest)):
         name, found, reference = rest.partition(marker)
         if found:
@@ -81,10 +81,3 @@ def not_routed(rest: str) -> Response:
             check(reference)
     raise NameUnknown(f"no such endpoint: /v2/{rest}")
 
-
-def _manifest_reference(reference: str) -> None:
-    """No manifest is named by what is not a tag or digest: 404 ``MANIFEST_UNKNOWN``."""
-    if not oci.is_digest(reference) and not oci.TAG_RE.match(reference):
-        from crane.views.manifests import invalid_reference   # manifests imports this module
-
-        raise invalid_reference(reference)

@@ -28,13 +28,6 @@ def manifest_headers(manifest: ManifestInfo, by_tag: bool, protected: bool) -> d
     }
 
 
-def invalid_reference(reference: str) -> ManifestUnknown:
-    """A reference that is neither a tag nor a digest names no manifest: 404, as the OCI
-    conformance suite expects (the admin side's PUT answers it 400)."""
-    return ManifestUnknown(f"manifest {reference} is unknown: not a valid tag or digest",
-                           detail={"reference": reference})
-
-
 def _etag_matches(digest: str) -> bool:
     # The WSGI server joins repeated headers with ", "; reading environ skips werkzeug's header objects.
     if_none_match = request.environ.get("HTTP_IF_NONE_MATCH")
@@ -45,8 +38,7 @@ def _etag_matches(digest: str) -> bool:
 @blueprint.route("/v2/<repo_name:name>/manifests/<reference:reference>", methods=["GET", "HEAD"])
 @pull_access
 def get_manifest(repository: PublishedRepository, reference: str) -> Response:
-    if not oci.is_digest(reference) and not oci.TAG_RE.match(reference):
-        raise invalid_reference(reference)
+    oci.require_manifest_name(reference)
     found, by_tag = find_manifest(repository, reference)
     if _etag_matches(found.digest):
         return Response(status=304, headers={"ETag": f'"{found.digest}"', "Docker-Content-Digest": found.digest})

@@ -57,22 +57,11 @@ def put_manifest(name: str, reference: str) -> Response:
     return empty(201, headers)
 
 
-def unknown_reference(reference: str) -> ManifestUnknown | None:
-    """The 404 for a GET or HEAD whose reference is neither a tag nor a digest (no manifest has that
-    name, as the OCI conformance suite expects); a PUT with it stays 400."""
-    if oci.is_digest(reference) or oci.TAG_RE.match(reference):
-        return None
-    return ManifestUnknown(f"manifest {reference} is unknown: not a valid tag or digest",
-                           detail={"reference": reference})
-
-
 @blueprint.route("/<path:name>/manifests/<reference>", methods=["GET", "HEAD"])
 @auth_required(PULL, repository="name")
 def get_manifest(name: str, reference: str) -> Response:
     services = current_services()
-    unknown = unknown_reference(reference)
-    if unknown is not None:
-        raise unknown
+    oci.require_manifest_name(reference)
     repo = find_repository_by_name(services.db, name)
     if repo is None:
         raise ManifestUnknown(f"manifest {reference} is unknown: no repository {name}",
