@@ -410,7 +410,6 @@ def require_repository_by_name(db: Collections, repo_name: str) -> dict[str, Any
     return repo
 
 
-
 # --- referrers (OCI distribution spec 1.1) ----------------------------------------------
 
 
