@@ -113,7 +113,7 @@ class Settings:
     #: Seconds a waiting task may go unclaimed (its message lost?) before the reaper sends it again.
     task_dispatch_timeout: int = 60
     #: Seconds a task may run, per type (``default`` for the others); past it, it stops as error.
-    task_time_limits: str = "publish=3600,delete_repository=3600,copy=3600,orphan_cleanup=21600,default=3600"
+    task_time_limits: str = "publish=3600,delete_repository=3600,copy=3600,orphan_cleanup=21600,sync=21600,default=3600"
     #: Days finished, failed and canceled tasks are kept; 0: for ever.
     task_retention_days: int = 30
     log_level: str = "INFO"
