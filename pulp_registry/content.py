@@ -29,6 +29,10 @@ REMOVING = "removing"
 REMOVE_MARK, IF_UNUSED_MARK = "remove", "if-unused"
 #: Associations the registry answers for: those not asked to be removed.
 VISIBLE = {"$ne": REMOVE_MARK}
+#: The field of a ``repo_manifests`` association of a list or index that a sync with a platform
+#: filter stored without some of its children (``keep_synced_manifest``): the list's bytes name
+#: them, the repository does not hold them, and publish lists only the children it holds.
+PARTIAL = "partial_children"
 
 
 def repo_id_of(repo: Repo) -> str:
@@ -236,8 +240,13 @@ def parse_pushed_manifest(raw: bytes, content_type: str | None, reference: str) 
     return oci.parse_manifest(raw, content_type)
 
 
-def check_references(services: Any, repo_id: str | None, manifest: oci.Manifest) -> None:
-    """Every blob and child manifest must be held by the repository (the subject need not be)."""
+def check_references(services: Any, repo_id: str | None, manifest: oci.Manifest,
+                     allow_missing_children: bool = False) -> None:
+    """Every blob and child manifest must be held by the repository (the subject need not be).
+
+    ``allow_missing_children``: a sync with a platform filter stores a list byte for byte but only
+    the children of the chosen platforms; those it holds must still match their descriptors.
+    """
     db = services.db
     for descriptor in ([manifest.config] if manifest.config else []) + list(manifest.layers):
         if descriptor.digest not in manifest.blob_digests:
@@ -253,6 +262,8 @@ def check_references(services: Any, repo_id: str | None, manifest: oci.Manifest)
     for child in manifest.manifests:
         association = (db.repo_manifests.find_one({"repo_id": repo_id, "digest": child.digest})
                        if repo_id else None)
+        if association is None and allow_missing_children:
+            continue
         if association is None:
             raise ManifestBlobUnknown(f"manifest {child.digest} listed in the index is not in repository; "
                                       "push it first", detail={"digest": child.digest})
@@ -307,14 +318,34 @@ def store_manifest(services: Any, repo: Repo, raw: bytes, content_type: str | No
     return manifest
 
 
-def _keep_manifest(services: Any, repo_id: str, raw: bytes, manifest: oci.Manifest, reference: str) -> None:
-    """Store a validated manifest's bytes, its unit, its association and its tag."""
+def _keep_manifest(services: Any, repo_id: str, raw: bytes, manifest: oci.Manifest, reference: str,
+                   partial: bool = False) -> None:
+    """Store a validated manifest's bytes, its unit, its association and its tag.
+
+    ``partial``: a list stored without some of its children (``PARTIAL`` on its association).
+    """
     services.storage.put_bytes(raw, manifest.digest)
     _upsert_association(services.db.manifests, {"_id": manifest.digest}, _manifest_doc(manifest))
+    fields: dict[str, Any] = {"media_type": manifest.media_type, "size": manifest.size, "added": utcnow()}
+    if partial:
+        fields[PARTIAL] = True
     _upsert_association(services.db.repo_manifests, {"repo_id": repo_id, "digest": manifest.digest},
-                        {"media_type": manifest.media_type, "size": manifest.size, "added": utcnow()}, keep=True)
+                        fields, keep=True)
     if not oci.is_digest(reference):
         set_tag(services.db, repo_id, reference, manifest.digest)
+
+
+def keep_synced_manifest(services: Any, repo_id: str, raw: bytes, manifest: oci.Manifest,
+                         partial: bool = False) -> None:
+    """Store a manifest a sync fetched, untagged (tags come last); its blobs and the children it
+    keeps must be held already. ``partial``: a list whose other children the platform filter left
+    out; the association says so (``PARTIAL``), so publish lists only the children held.
+    """
+    check_references(services, repo_id, manifest, allow_missing_children=partial)
+    _keep_manifest(services, repo_id, raw, manifest, manifest.digest, partial=partial)
+    if manifest.is_list:   # an association made by an earlier sync of other platforms
+        key = {"repo_id": repo_id, "digest": manifest.digest}
+        services.db.repo_manifests.update_one(key, {"$set": {PARTIAL: True}} if partial else {"$unset": {PARTIAL: ""}})
 
 
 def set_tag(db: Collections, repo_id: str, tag: str, manifest_digest: str) -> None:

@@ -10,7 +10,8 @@ Collections (``_id`` first):
 - ``repositories``: ``_id`` repo id, ``name`` registry name (unique),
   ``description``, ``notes`` (list of ``[key, value]`` pairs: user keys never
   become field names), ``protected``, ``created``, ``updated``,
-  ``last_published``.
+  ``last_published``; ``feed`` (upstream settings, ``feeds.py``) and ``next_sync`` (scheduler).
+- ``feed_credentials``: ``_id`` repo id, ``username``, ``password``, ``token`` of its feed: never shown.
 - ``blobs`` / ``manifests``: content units keyed by digest; a manifest keeps its
   media type, size, config/layer digests, child manifests (each child's platform as
   a raw JSON string, ``platform_json``), subject and artifact type (annotations as a
@@ -51,7 +52,9 @@ from pymongo.database import Database
 from pulp_registry.config import Settings
 
 INDEXES: dict[str, list[IndexModel]] = {
-    "repositories": [IndexModel([("name", ASCENDING)], unique=True)],
+    "repositories": [IndexModel([("name", ASCENDING)], unique=True),
+                     IndexModel([("next_sync", ASCENDING)], sparse=True)],
+    "feed_credentials": [],
     "blobs": [],
     "manifests": [IndexModel([("subject", ASCENDING)]),
                   # Orphan clean-up asks which manifests need a blob or a child manifest.
@@ -105,6 +108,7 @@ class Collections:
         self.login_failures: Collection = database["login_failures"]
         self.workers: Collection = database["workers"]
         self.repo_history: Collection = database["repo_history"]
+        self.feed_credentials: Collection = database["feed_credentials"]
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from pulp_registry import content, history, oci
 # One way to write an association (content owns it): ``keep`` clears a pending removal's mark, as a push does.
-from pulp_registry.content import _upsert_association
+from pulp_registry.content import PARTIAL, _upsert_association
 from pulp_registry.db import Collections, utcnow
 from pulp_registry.registry_errors import RegistryError
 from pulp_registry.repositories import being_deleted, require_repository
@@ -136,8 +136,11 @@ def _source_associations(db: Collections, source_id: str, digests: Iterable[str]
 
 def _association_fields(digest: str, unit: Mapping[str, Any], held: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     association = held.get(digest) or {}
-    return {"media_type": association.get("media_type") or unit.get("media_type"),
-            "size": association.get("size", unit.get("size"))}
+    fields = {"media_type": association.get("media_type") or unit.get("media_type"),
+              "size": association.get("size", unit.get("size"))}
+    if association.get(PARTIAL):
+        fields[PARTIAL] = True  # the target holds the same children only
+    return fields
 
 
 def _with_children(db: Collections, source: Mapping[str, Any], roots: list[str],
@@ -158,6 +161,9 @@ def _with_children(db: Collections, source: Mapping[str, Any], roots: list[str],
                                   "it cannot be copied")
         if depth < MAX_DEPTH:
             children = [child["digest"] for child in unit.get("children") or []]
+            if children and _source_associations(db, source["_id"], [digest]).get(digest, {}).get(PARTIAL):
+                # A list synced for some platforms: the source holds only some children, and so will the target.
+                children = list(_source_associations(db, source["_id"], children))
             units.update(_find_by_id(db.manifests, [child for child in children if child not in units]))
             for child in children:
                 visit(child, depth + 1)

@@ -108,10 +108,17 @@ def _child_platform(child: dict[str, Any]) -> Any:
     return child_platform(child)
 
 
-def _manifest_entry(association: dict[str, Any], manifest: dict[str, Any] | None) -> dict[str, Any]:
+def _manifest_entry(association: dict[str, Any], manifest: dict[str, Any] | None,
+                    held: Any = ()) -> dict[str, Any]:
+    """A ``manifests`` entry; a list synced for some platforms only (``content.PARTIAL``) lists
+    the children the repository holds (``held``), as they are all Crane can serve."""
+    from pulp_registry.content import PARTIAL
+
     manifest = manifest or {}
     annotations_json = manifest.get("annotations_json")
     children = manifest.get("children") or []
+    if association.get(PARTIAL):
+        children = [child for child in children if child["digest"] in held]
     return {
         "media_type": manifest.get("media_type") or association.get("media_type"),
         "size": manifest.get("size", association.get("size")),
@@ -154,13 +161,17 @@ def read_repository(db: Collections, repo: dict[str, Any], published: datetime) 
     but has no association (a repository changed behind our back) is taken from
     its unit, as long as the unit exists; ``check_document`` says what is still missing.
     """
+    from pulp_registry.content import PARTIAL
+
     repo_id = repo["_id"]
     tags = {tag["name"]: tag["manifest_digest"] for tag in db.tags.find({"repo_id": repo_id})}
     associations = {a["digest"]: a for a in db.repo_manifests.find({"repo_id": repo_id})}
     manifest_docs = _find_by_id(db.manifests, associations)
+    # A list synced for some platforms names children the repository does not hold on purpose.
+    partial = {digest for digest, association in associations.items() if association.get(PARTIAL)}
     wanted = set(tags.values()) - manifest_docs.keys()
     while True:
-        wanted |= {child["digest"] for manifest in manifest_docs.values()
+        wanted |= {child["digest"] for digest, manifest in manifest_docs.items() if digest not in partial
                    for child in manifest.get("children") or []} - manifest_docs.keys()
         found = _find_by_id(db.manifests, wanted) if wanted else {}
         if not found:
@@ -171,7 +182,7 @@ def read_repository(db: Collections, repo: dict[str, Any], published: datetime) 
         manifest_docs.update(found)
         wanted -= found.keys()
     listed = sorted(associations.keys() | manifest_docs.keys())
-    manifests = {digest: _manifest_entry(associations.get(digest, {}), manifest_docs.get(digest))
+    manifests = {digest: _manifest_entry(associations.get(digest, {}), manifest_docs.get(digest), associations)
                  for digest in listed}
     manifest_blobs = {digest: list(manifest.get("blob_digests") or []) for digest, manifest in manifest_docs.items()}
 

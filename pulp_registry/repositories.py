@@ -12,13 +12,13 @@ from typing import Any, Callable, Iterable, Mapping
 
 from pymongo import ReturnDocument
 
-from pulp_registry import history, oci
+from pulp_registry import feeds, history, oci
 from pulp_registry.db import Collections, DuplicateKeyError, isoformat, utcnow
 from pulp_registry.registry_errors import Denied, RegistryError
 
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 #: Fields of a repository an update may change (``name`` is immutable: pulls would break).
-UPDATABLE_FIELDS = ("description", "notes", "protected")
+UPDATABLE_FIELDS = ("description", "notes", "protected", "feed")
 #: Notes live in the repository document (a list of pairs): a few hundred keys at most, not a growing list.
 MAX_NOTES = 200
 
@@ -101,10 +101,11 @@ def default_repo_id(db: Collections, name: str) -> str:
 
 def create_repository(db: Collections, name: str, repo_id: str | None = None, description: str = "",
                       notes: Mapping[str, str] | None = None, protected: bool = False, *,
-                      user: str | None = None) -> dict[str, Any]:
+                      user: str | None = None, feed: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Insert a repository; raise ``RepositoryError`` for bad input, ``RepositoryExists`` for a taken id or name.
 
-    ``user`` is who asked, for the history (default: the API caller or the task's user).
+    ``user`` is who asked, for the history (default: the API caller or the task's user). ``feed``:
+    the upstream it syncs from (``feeds.validate_feed``); its credentials are stored once it exists.
     """
     name = validate_repo_name(name)
     if repo_id is not None:
@@ -112,14 +113,22 @@ def create_repository(db: Collections, name: str, repo_id: str | None = None, de
     validate_description(description)
     note_pairs = [[key, value] for key, value in validate_notes(notes or {}).items()]
     validate_protected(protected)
+    now = utcnow()
+    feed_change = None
+    if feed is not None:
+        try:
+            feed_change = feeds.merge_feed(None, feed, repository_name=name, now=now)
+        except feeds.FeedError as exc:
+            raise RepositoryError(exc.field, exc.message) from None
     if find_repository_by_name(db, name) is not None:
         raise RepositoryExists("name", f"a repository named {name!r} already exists")
     if repo_id is not None and get_repository(db, repo_id) is not None:
         raise RepositoryExists("id", f"a repository with id {repo_id!r} already exists")
-    now = utcnow()
     repo = {"_id": repo_id or default_repo_id(db, name), "name": name, "description": description,
             "notes": note_pairs, "protected": protected, "created": now, "updated": now,
             "last_published": None}
+    if feed_change is not None:
+        repo.update(feed=feed_change.feed, next_sync=feed_change.next_sync)
     try:
         db.repositories.insert_one(repo)
     except DuplicateKeyError:
@@ -127,6 +136,8 @@ def create_repository(db: Collections, name: str, repo_id: str | None = None, de
         if find_repository_by_name(db, name) is not None:
             raise RepositoryExists("name", f"a repository named {name!r} already exists") from None
         raise RepositoryExists("id", f"a repository with id {repo['_id']!r} already exists") from None
+    if feed_change is not None:
+        feeds.store_credentials(db, repo["_id"], feed_change)  # only now: the id is surely this repository's
     history.record(db, repo["_id"], "create", {"name": name}, user=user)
     return repo
 
@@ -197,11 +208,12 @@ def _merged_notes(stored: Any, delta_notes: Mapping[str, str | None]) -> list[li
 
 def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any], *,
                       user: str | None = None) -> tuple[dict[str, Any], bool]:
-    """Apply ``delta`` (description, notes, protected); return the repository and whether ``protected`` changed.
+    """Apply ``delta`` (description, notes, protected, feed); return the repository and whether ``protected`` changed.
 
     Notes are merged key by key like Pulp 2's: a ``null`` value removes the key. They are stored as
     pairs (user keys never become field names), so the merge is a read then a write conditioned on
-    the notes read: a concurrent change of another note makes it read again, never lost.
+    the notes read: a concurrent change of another note makes it read again, never lost. The feed is
+    merged the same way (``feeds.merge_feed``; ``null`` removes it), its credentials written after it.
     """
     from pulp_registry.locks import PROCESS_GUARD
 
@@ -224,9 +236,10 @@ def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any], *
             changes["protected"] = validate_protected(delta["protected"])
         if "notes" in delta:
             delta_notes = validate_notes(delta["notes"], allow_none_values=True)
-    except RepositoryError as exc:
+        feed_change = _feed_change(repo, delta)  # checked before anything is written
+    except (RepositoryError, feeds.FeedError) as exc:
         raise RepositoryError(f"delta.{exc.field}", exc.message) from None
-    if not changes and delta_notes is None:
+    if not changes and delta_notes is None and feed_change is None:
         return repo, False
     for attempt in range(_NOTES_UPDATE_ATTEMPTS):
         # mongomock applies a conditional update in several Python steps: serialize it (and the
@@ -241,17 +254,35 @@ def update_repository(db: Collections, repo_id: str, delta: Mapping[str, Any], *
                 update["notes"] = _merged_notes(repo.get("notes"), delta_notes)
                 if len(update["notes"]) > MAX_NOTES:
                     raise RepositoryError("delta.notes", f"a repository holds at most {MAX_NOTES} notes")
+            if feed_change is not None:
+                if attempt:
+                    feed_change = _feed_change(repo, delta)
+                query["feed"] = repo.get("feed")
+                update["feed"] = feed_change.feed
+                if feed_change.set_next_sync:
+                    update["next_sync"] = feed_change.next_sync
             # Compare with the document as it was just before this write, not as read above: a concurrent
             # update of ``protected`` must not hide the change from the caller (who then republishes).
             before = db.repositories.find_one_and_update(query, {"$set": update},
                                                          return_document=ReturnDocument.BEFORE)
         if before is not None:
+            if feed_change is not None:
+                feeds.store_credentials(db, repo_id, feed_change)
             protected_changed = "protected" in update and update["protected"] != before.get("protected", False)
             # Field names only: notes' values (and keys) are the user's, the history says what changed.
-            fields = sorted(set(changes) | ({"notes"} if delta_notes is not None else set()))
+            fields = sorted(set(changes) | ({"notes"} if delta_notes is not None else set())
+                            | ({"feed"} if feed_change is not None else set()))
             history.record(db, repo_id, "update", {"fields": fields}, user=user)
             return {**before, **update}, protected_changed
-    raise RepositoryError("delta.notes", f"repository {repo_id!r} kept changing; try again")
+    raise RepositoryError("delta.notes" if delta_notes is not None else "delta.feed",
+                          f"repository {repo_id!r} kept changing; try again")
+
+
+def _feed_change(repo: Mapping[str, Any], delta: Mapping[str, Any]) -> feeds.FeedChange | None:
+    """What ``delta["feed"]`` does to the feed ``repo`` has (None when the delta leaves the feed alone)."""
+    if "feed" not in delta:
+        return None
+    return feeds.merge_feed(repo.get("feed"), delta["feed"], repository_name=repo["name"], now=utcnow())
 
 
 def mark_deleting(db: Collections, repo_id: str) -> dict[str, Any]:
@@ -321,6 +352,7 @@ def delete_repository(services: Any, repo_id: str,
             removed[step] = count
         if progress is not None:
             progress({"step": "delete", "done": done, "total": len(DELETE_STEPS), "description": step})
+    feeds.forget_credentials(db, repo_id)  # before the document: a rerun after a crash still finds the repository
     db.repositories.delete_one({"_id": repo_id})
     return {"repo_id": repo_id, "name": repo["name"], "removed": removed}
 
@@ -459,6 +491,8 @@ def repository_json(repo: dict[str, Any], counts: Mapping[str, int] | None = Non
         "updated": isoformat(repo.get("updated")),
         "last_published": isoformat(repo.get("last_published")),
         "deleting": bool(repo.get("deleting")),
+        "feed": feeds.feed_json(feeds.feed_from_document(repo)),
+        "next_sync": isoformat(repo.get("next_sync")) if repo.get("feed") else None,
         "_href": repository_href(repo["_id"]),
     }
     if counts is not None:

@@ -9,6 +9,7 @@ each change is one write conditioned on what was read. A pass:
   frees their locks and sends the next task on their resources;
 - sends again the waiting tasks that may start but that no worker claimed within
   ``task_dispatch_timeout`` (a lost message, or a worker that died after taking it);
+- queues the syncs whose schedule has come (``sync_schedule``);
 - purges tasks that ended more than ``task_retention_days`` ago.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pulp_registry import locks, tasks
+from pulp_registry import locks, sync_schedule, tasks
 from pulp_registry.db import as_utc, utcnow
 from pulp_registry.periodic import Periodic
 from pulp_registry.tasks import TaskState
@@ -34,6 +35,7 @@ class ReapReport:
     lost: list[str] = field(default_factory=list)
     hung: list[str] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    scheduled: list[str] = field(default_factory=list)
     purged: int = 0
 
 
@@ -92,6 +94,7 @@ def reap(services: Any) -> ReapReport:
         for task in waiting:
             if tasks.blocking_task(db, task) is None and tasks.resend(services, task):
                 report.resent.append(task["_id"])
+        report.scheduled = sync_schedule.queue_due_syncs(services)
     if settings.task_retention_days:
         report.purged = tasks.purge_finished(db, now - timedelta(days=settings.task_retention_days))
     for what, ids in (("whose worker died", report.lost), ("past their time limit", report.hung)):

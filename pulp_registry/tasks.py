@@ -59,6 +59,8 @@ TASK_NAMES = {
     "delete_repository": "workers.tasks.delete_repository",
     "copy": "workers.tasks.copy",
     "orphan_cleanup": "workers.tasks.orphan_cleanup",
+    "sync": "workers.tasks.sync",
+    "sync_preview": "workers.tasks.sync_preview",
 }
 
 #: The task document being run in this thread (set by ``task_runner.run_task``): history records
@@ -84,6 +86,9 @@ PENDING_STATES: dict[str, tuple[TaskState, ...]] = {
     "publish": (TaskState.WAITING,),
     "delete_repository": (TaskState.WAITING, TaskState.RUNNING),
     "orphan_cleanup": (TaskState.WAITING,),
+    # A sync waiting or running will fetch what there is: a schedule or a second request joins it.
+    "sync": (TaskState.WAITING, TaskState.RUNNING),
+    "sync_preview": (TaskState.WAITING,),
 }
 
 #: Attempts of ``submit`` to insert a task or find its pending twin (each lost race is one).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -69,3 +69,12 @@ def client(app):
 def auth() -> dict[str, str]:
     """Basic credentials of the admin user every test starts with."""
     return basic_auth(ADMIN_LOGIN, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[Any]:
+    """An upstream registry for syncs: Debian's docker-registry over plain HTTP, anonymous, deletes enabled."""
+    from tests.sync.upstreams import start_registry
+
+    with start_registry(tmp_path / "upstream") as server:
+        yield server

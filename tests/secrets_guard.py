@@ -1,7 +1,8 @@
 """A whole test run's check that no secret leaks: every log record and every answer is searched.
 
 Passwords are learned where the registry sees them (``users.validate_password``,
-the LDAP fixture's users and service account), API tokens where they are issued.
+``feed_settings.validate_credentials`` for upstream passwords and tokens, the LDAP fixture's
+users and service account), API tokens where they are issued.
 Log records of every logger, and the headers and JSON bodies of every answer a
 test got (Flask's test client and ``requests``), are searched for them; a leak
 fails the run at its end with the place it was found. Tokens are searched in
@@ -86,6 +87,19 @@ def pytest_configure(config: pytest.Config) -> None:
         return token, expires
 
     api_tokens.issue = learning_issue
+
+    from pulp_registry import feed_settings
+
+    validate_credentials = feed_settings.validate_credentials
+
+    def learning_validate_credentials(credentials: Any) -> Any:
+        # An upstream's password or token must never be in an answer either: both count as passwords.
+        if isinstance(credentials, dict):
+            GUARD.learn_password(credentials.get("password"))
+            GUARD.learn_password(credentials.get("token"))
+        return validate_credentials(credentials)
+
+    feed_settings.validate_credentials = learning_validate_credentials
 
     client_open = werkzeug.test.Client.open
 

@@ -58,3 +58,20 @@ def orphan_cleanup(self: Any, task_id: str, **kwargs: Any) -> Any:
     from pulp_registry.orphans import cleanup_orphans
 
     return _run(self, task_id, lambda services, progress: cleanup_orphans(services, progress, **kwargs))
+
+
+@shared_task(bind=True, name="workers.tasks.sync")
+def sync(self: Any, task_id: str, repo_id: str) -> Any:
+    """Sync a repository from its feed (``pulp_registry.sync.sync_repository``)."""
+    from pulp_registry.sync import sync_repository
+
+    return _run(self, task_id, lambda services, progress: sync_repository(services, progress, repo_id=repo_id))
+
+
+@shared_task(bind=True, name="workers.tasks.sync_preview")
+def sync_preview(self: Any, task_id: str, repo_id: str) -> Any:
+    """What a sync would do, storing nothing (``sync_repository(dry_run=True)``)."""
+    from pulp_registry.sync import sync_repository
+
+    return _run(self, task_id, lambda services, progress: sync_repository(services, progress, repo_id=repo_id,
+                                                                          dry_run=True))

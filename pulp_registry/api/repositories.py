@@ -16,7 +16,7 @@ from pulp_registry.api.responses import call_report, json_body, json_response
 
 blueprint = Blueprint("api_repositories", __name__)
 
-CREATE_FIELDS = ("name", "id", "description", "notes", "protected")
+CREATE_FIELDS = ("name", "id", "description", "notes", "protected", "feed")
 
 
 @blueprint.errorhandler(repositories.RepositoryError)
@@ -38,7 +38,8 @@ def create_repository() -> Response:
     body = json_body(CREATE_FIELDS, required=("name",))
     repo = repositories.create_repository(
         current_services().db, body["name"], repo_id=body.get("id"), description=body.get("description", ""),
-        notes=body.get("notes"), protected=body.get("protected", False), user=current_caller().login)
+        notes=body.get("notes"), protected=body.get("protected", False), user=current_caller().login,
+        feed=body.get("feed"))
     return json_response(repositories.repository_json(repo), 201,
                          {"Location": repositories.repository_href(repo["_id"])})
 
@@ -90,6 +91,31 @@ def publish_repository(repo_id: str) -> Response:
     json_body(())  # no options yet: an unknown field is a mistake worth reporting
     repositories.require_repository(current_services().db, repo_id)
     return call_report([_spawn("publish", repo_id)])
+
+
+@blueprint.post("/repositories/<repo_id>/actions/sync/")
+@auth_required(EXECUTE)
+def sync_repository(repo_id: str) -> Response:
+    """202 with the ``sync`` task from the repository's feed; with ``dry_run``, a ``sync_preview`` task
+    that only says what a sync would do.
+
+    The task's only argument is the repository id: the worker reads the feed and its credentials
+    itself, so no secret is ever part of a task.
+    """
+    body = json_body(("dry_run",))
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidBody("dry_run must be true or false", field="dry_run")
+    services = current_services()
+    repo = repositories.require_repository(services.db, repo_id)
+    if repo.get("deleting"):
+        raise Conflict(f"repository {repo['name']} is being deleted")
+    if not repo.get("feed"):
+        raise InvalidBody(f"repository {repo['name']} has no feed to sync from: set its feed "
+                          "(an update with delta.feed.url) first", field="feed")
+    task = tasks.submit(services, "sync_preview" if dry_run else "sync", [tasks.repository_resource(repo_id)],
+                        repo_id=repo_id)
+    return call_report([task])
 
 
 @blueprint.get("/repositories/<repo_id>/images/")

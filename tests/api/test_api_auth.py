@@ -14,6 +14,7 @@ ENDPOINTS = [
     ("PUT", "/pulp/api/v2/repositories/my-app/"),
     ("DELETE", "/pulp/api/v2/repositories/my-app/"),
     ("POST", "/pulp/api/v2/repositories/my-app/actions/publish/"),
+    ("POST", "/pulp/api/v2/repositories/my-app/actions/sync/"),
     ("POST", "/pulp/api/v2/repositories/my-app/actions/remove/"),
     ("GET", "/pulp/api/v2/repositories/my-app/history/"),
     ("POST", "/pulp/api/v2/actions/copy/"),

@@ -20,12 +20,13 @@ from typing import Any, Callable, Iterator
 import pytest
 import redis
 
-from pulp_registry import tasks
+from pulp_registry import repositories, tasks
 from pulp_registry.config import Settings
 from pulp_registry.services import Services, build_services
 from tests.integration.test_worker_tasks import published_document, submit_publish
 from tests.mongo_server import MongoWireServer
 from tests.publish.sample_content import make_repository, push_image
+from tests.sync.flaky_proxy import FlakyPolicy, FlakyProxy
 from tests.worker_process import slow_path
 from workers.app import create_celery_app
 
@@ -247,3 +248,41 @@ def test_a_task_past_its_time_limit_stops_as_error(services, workers):
 
     assert outcome["state"] == "error"
     assert outcome["error"]["code"] == "TaskTimeLimitExceeded"
+
+
+def test_a_sync_killed_with_its_worker_fetches_only_the_rest_when_run_again(services, workers, upstream):
+    layers = {f"1.{n}": f"layer {n} ".encode() * 50_000 for n in range(6)}
+    digests = {tag: upstream.push_image("team/app", tag, [layer]) for tag, layer in layers.items()}
+    proxy = FlakyProxy(upstream, FlakyPolicy()).start()   # no faults: it counts what the sync fetches
+    try:
+        repo = repositories.create_repository(services.db, "mirror/app", feed={
+            "url": proxy.url, "upstream_name": "team/app", "max_downloads": 1})
+        marker = Path(services.settings.data_dir) / "slow-sync"
+        marker.write_text("0.5")
+        doomed_worker = workers.start("syncer")
+        doomed = tasks.submit(services, "sync", [tasks.repository_resource(repo["_id"])], repo_id=repo["_id"])["_id"]
+        wait_for(lambda: len(blob_gets(proxy)) >= 4, 60, "the sync to fetch a few blobs")
+
+        workers.kill(doomed_worker)
+        fetched_before = blob_gets(proxy)
+        assert services.db.tags.count_documents({"repo_id": repo["_id"]}) == 0   # nothing visible yet
+        marker.unlink()
+        workers.start("rescuer")
+        lost = ended(services, doomed)
+        assert lost["error"]["code"] == "WorkerLost", lost
+        again = ended(services, tasks.submit(services, "sync", [tasks.repository_resource(repo["_id"])],
+                                             repo_id=repo["_id"])["_id"])
+    finally:
+        proxy.stop()
+
+    assert again["state"] == "finished", again["error"]
+    assert {tag["name"]: tag["manifest_digest"] for tag in services.db.tags.find({"repo_id": repo["_id"]})} == digests
+    fetched_after = blob_gets(proxy)[len(fetched_before):]
+    # Only what the killed sync had not stored is fetched again: at most the one blob in flight repeats.
+    assert len(set(fetched_before) & set(fetched_after)) <= 1
+    assert len(fetched_before) + len(fetched_after) <= len(set(fetched_before) | set(fetched_after)) + 1
+
+
+def blob_gets(proxy: FlakyProxy) -> list[str]:
+    return [path.rsplit("/", 1)[1] for method, path, status in proxy.log
+            if method == "GET" and "/blobs/" in path and status == 200]
