@@ -7,6 +7,7 @@ worker instead.
 from __future__ import annotations
 
 import base64
+import socket
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -78,3 +79,12 @@ def upstream(tmp_path: Path) -> Iterator[Any]:
 
     with start_registry(tmp_path / "upstream") as server:
         yield server
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

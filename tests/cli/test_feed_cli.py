@@ -5,10 +5,8 @@ Syncs run the real engine against Debian's docker-registry (``tests/sync``'s ``u
 """
 from __future__ import annotations
 
-import socket
 from typing import Any
 
-import pytest
 
 from admin_client import feeds as cli_feeds
 from tests.cli.conftest import json_output, one_error_line
@@ -19,12 +17,6 @@ PASSWORD = "upstream-password-9"
 TOKEN = "upstream-token-0123456789"
 
 
-@pytest.fixture
-def closed_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 def test_create_with_a_feed_reads_the_password_from_stdin_and_never_prints_it(run_cli, server):

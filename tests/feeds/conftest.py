@@ -1,7 +1,6 @@
 """Fixtures of the feed tests: a PEM certificate, a URL nobody answers on."""
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -28,12 +27,3 @@ def make_certificate_pem(common_name: str = "upstream.test") -> str:
 @pytest.fixture(scope="session")
 def certificate_pem() -> str:
     return make_certificate_pem()
-
-
-@pytest.fixture
-def closed_url() -> str:
-    """``http://127.0.0.1:<port>`` where nothing listens: connections are refused at once."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
