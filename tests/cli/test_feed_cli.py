@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from admin_client import feeds as cli_feeds
 from tests.cli.conftest import json_output, one_error_line
 from tests.cli.test_repo_cli import fields
