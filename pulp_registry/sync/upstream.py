@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import tempfile
@@ -21,8 +22,11 @@ from typing import Any, Iterator
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from pulp_registry import oci
+
+log = logging.getLogger(__name__)
 
 #: Every manifest media type we store, lists and indexes included: the upstream then never
 #: converts what it holds into another type (whose digest would differ).
@@ -125,6 +129,9 @@ class UpstreamClient:
 
     def _verify_setting(self) -> bool | str:
         if not getattr(self.feed, "tls_verify", True):
+            # The administrator chose it for this feed: say so once, not in a warning per request.
+            log.warning("TLS certificates of %s are not verified (the feed's tls_verify is off)", self.base_url)
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             return False
         ca_bundle = getattr(self.feed, "ca_bundle", None)
         if not ca_bundle:
