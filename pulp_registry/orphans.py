@@ -46,7 +46,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from pulp_registry import oci
 from pulp_registry import published_files, published_format as fmt
 from pulp_registry.db import Collections, DuplicateKeyError, as_utc, isoformat
 from pulp_registry.registry_errors import BlobUploadUnknown
@@ -60,9 +59,8 @@ Progress = Callable[[dict[str, Any]], None]
 #: finish) before it expires. Not the grace period: a client may pause a long push, and a
 #: clean-up with a grace period of 0 must not break a push that is only slow.
 UPLOAD_SESSION_EXPIRY = 24 * 3600
-#: How many repositories ``explain`` names at most.
-EXPLAIN_LIMIT = 100
-_BATCH = 1000
+#: Digests per ``$in`` query, so no query grows with the registry.
+QUERY_BATCH = 1000
 
 
 class OrphanError(ValueError):
@@ -96,7 +94,7 @@ def _directly_held(db: Collections, digest: str) -> bool:
             or db.tags.find_one({"manifest_digest": digest}, {"_id": 1}) is not None)
 
 
-def _referencing_manifests(db: Collections, digest: str, limit: int = 0) -> list[str]:
+def referencing_manifests(db: Collections, digest: str, limit: int = 0) -> list[str]:
     """Manifests whose document names ``digest`` as a config, layer or child."""
     query = {"$or": [{"blob_digests": digest}, {"children.digest": digest}]}
     return [doc["_id"] for doc in db.manifests.find(query, {"_id": 1}).limit(limit)]
@@ -106,7 +104,7 @@ def _held(db: Collections, digest: str, orphan_manifests: set[str] | frozenset[s
     """Held by a repository, or named by a manifest that is not among ``orphan_manifests``."""
     if _directly_held(db, digest):
         return True
-    return any(reference not in orphan_manifests for reference in _referencing_manifests(db, digest))
+    return any(reference not in orphan_manifests for reference in referencing_manifests(db, digest))
 
 
 def _has_document(db: Collections, digest: str) -> bool:
@@ -117,8 +115,8 @@ def _has_document(db: Collections, digest: str) -> bool:
 def _documented(db: Collections, digests: list[str]) -> set[str]:
     """Those of ``digests`` that have a ``blobs`` or ``manifests`` document."""
     found: set[str] = set()
-    for start in range(0, len(digests), _BATCH):
-        batch = digests[start:start + _BATCH]
+    for start in range(0, len(digests), QUERY_BATCH):
+        batch = digests[start:start + QUERY_BATCH]
         for collection in (db.blobs, db.manifests):
             found.update(doc["_id"] for doc in collection.find({"_id": {"$in": batch}}, {"_id": 1}))
     return found
@@ -181,7 +179,7 @@ def _orphan_manifests(services: Any, cutoff: datetime) -> list[Unit]:
     for document in db.manifests.find({"created": {"$lt": cutoff}}):
         digest = document["_id"]
         if not _directly_held(db, digest) and not _stored_since(services.storage, digest, cutoff.timestamp()):
-            candidates[digest] = (document, _referencing_manifests(db, digest))
+            candidates[digest] = (document, referencing_manifests(db, digest))
     orphans: list[str] = []
     orphan_set: set[str] = set()
     changed = True
@@ -442,79 +440,3 @@ def cleanup_orphans(services: Any, progress: Progress, *, grace_period: int | No
         progress({"step": "leftovers", "done": done, "total": len(scan.leftovers)})
     log.info("orphan clean-up (grace period %ss): %s", grace, result)
     return result
-
-
-# --- explain -------------------------------------------------------------------------------
-
-
-def _ancestors(db: Collections, digest: str) -> set[str]:
-    """Every manifest that names ``digest``, directly or through a list or index."""
-    found: set[str] = set()
-    frontier = [digest]
-    while frontier:
-        current = frontier.pop()
-        for reference in _referencing_manifests(db, current, limit=_BATCH):
-            if reference not in found:
-                found.add(reference)
-                frontier.append(reference)
-    return found
-
-
-def explain(services: Any, digest: str) -> dict[str, Any]:
-    """Why ``digest`` is kept: which repositories hold it, through which tags and manifests."""
-    if not isinstance(digest, str) or not oci.is_digest(digest):
-        raise OrphanError("digest", f"invalid digest {digest!r}: expected sha256:<64 lowercase hex>")
-    db = services.db
-    grace = services.settings.orphan_grace_period
-    manifest_doc = db.manifests.find_one({"_id": digest})
-    blob_doc = db.blobs.find_one({"_id": digest})
-    document = manifest_doc or blob_doc
-    kind = "manifest" if manifest_doc else "blob" if blob_doc else "unknown"
-    stored_size = services.storage.size(digest)
-    published = fmt.blob_path(published_files.published_root(services), digest).is_file()
-
-    ancestors = _ancestors(db, digest)
-    holders: dict[str, dict[str, set[str]]] = {}
-
-    def holder(repo_id: str) -> dict[str, set[str]]:
-        return holders.setdefault(repo_id, {"tags": set(), "manifests": set()})
-
-    for collection in (db.repo_blobs, db.repo_manifests):
-        for association in collection.find({"digest": digest}, {"repo_id": 1}).limit(EXPLAIN_LIMIT):
-            holder(association["repo_id"])
-    for association in db.repo_manifests.find({"digest": {"$in": sorted(ancestors)}},
-                                              {"repo_id": 1, "digest": 1}).limit(EXPLAIN_LIMIT * 10):
-        holder(association["repo_id"])["manifests"].add(association["digest"])
-    for tag in db.tags.find({"manifest_digest": {"$in": sorted(ancestors | {digest})}},
-                            {"repo_id": 1, "name": 1}).limit(EXPLAIN_LIMIT * 10):
-        holder(tag["repo_id"])["tags"].add(tag["name"])
-    names = {repo["_id"]: repo["name"] for repo in db.repositories.find({"_id": {"$in": sorted(holders)}},
-                                                                        {"name": 1})}
-    held_by = sorted(({"repository": names.get(repo_id, repo_id), "repo_id": repo_id,
-                       "tags": sorted(held["tags"]), "manifests": sorted(held["manifests"])}
-                      for repo_id, held in holders.items()), key=lambda entry: entry["repository"])
-
-    created = as_utc(document.get("created")) if document else None
-    size = document.get("size") if document and document.get("size") is not None else stored_size
-    orphan = not held_by and (document is not None or stored_size is not None or published)
-    return {"digest": digest, "kind": kind, "stored": stored_size is not None, "size": size,
-            "published": published, "orphan": orphan, "held_by": held_by,
-            "reason": _reason(kind, held_by, orphan, ancestors, created, grace)}
-
-
-def _reason(kind: str, held_by: list[dict[str, Any]], orphan: bool, ancestors: set[str],
-            created: datetime | None, grace: int) -> str:
-    if held_by:
-        names = ", ".join(entry["repository"] for entry in held_by[:5])
-        more = f" and {len(held_by) - 5} more" if len(held_by) > 5 else ""
-        count = f"{len(held_by)} repositor{'y' if len(held_by) == 1 else 'ies'}"
-        return f"kept: held by {count} ({names}{more})"
-    if not orphan:
-        return "unknown: the registry stores no blob or manifest with this digest"
-    what = "a manifest" if kind == "manifest" else "a blob" if kind == "blob" else "a file without a document"
-    named = f"; only manifests no repository holds name it ({len(ancestors)})" if ancestors else ""
-    if created is not None and created > datetime.now(timezone.utc) - timedelta(seconds=grace):
-        until = isoformat(created + timedelta(seconds=grace))
-        return (f"orphan: {what} no repository holds{named}; it is younger than the grace period "
-                f"({grace} s), so clean-up keeps it until {until} (a push may be about to use it)")
-    return f"orphan: {what} no repository holds{named}; the next clean-up removes it"

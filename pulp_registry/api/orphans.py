@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import orphans, tasks
+from pulp_registry import orphan_explanations, orphans, tasks
 from pulp_registry.access import auth_required
 from pulp_registry.api.errors import InvalidBody, api_error_response
 from pulp_registry.api.responses import call_report, json_body, json_response
@@ -52,4 +52,4 @@ def cleanup() -> Response:
 @blueprint.get("/orphans/<digest>/")
 @auth_required(READ, resource=ORPHANS_PATH)
 def explain(digest: str) -> Response:
-    return json_response(orphans.explain(current_services(), digest))
+    return json_response(orphan_explanations.explain(current_services(), digest))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pulp_registry import content, orphans, repositories
+from pulp_registry import content, orphan_explanations, orphans, repositories
 from pulp_registry.publish import publish_repository
 from pulp_registry.tasks import TaskCanceled
 from pulp_registry.users import create_user
@@ -108,7 +108,7 @@ def test_a_blob_a_held_manifest_names_is_kept_without_an_association(services):
     assert orphans.find_orphans(services, 0)["count"] == 0
     orphans.cleanup_orphans(services, no_progress, grace_period=0)
     assert stored(services, layer)
-    explanation = orphans.explain(services, layer)
+    explanation = orphan_explanations.explain(services, layer)
     assert explanation["orphan"] is False
     assert explanation["held_by"] == [{"repository": "held/app", "repo_id": repo["_id"], "tags": ["v1"],
                                        "manifests": [digest]}]
@@ -277,25 +277,25 @@ def test_explain_names_repositories_tags_and_manifests_and_says_why(services, tw
     keep, keep_digest, keep_raw = two_repositories["keep"]
     drop, drop_digest, drop_raw = two_repositories["drop"]
     shared = _blob_digests(keep_raw)[1]
-    explanation = orphans.explain(services, shared)
+    explanation = orphan_explanations.explain(services, shared)
     assert explanation["kind"] == "blob" and explanation["stored"] and not explanation["orphan"]
     assert [(entry["repository"], entry["tags"], entry["manifests"]) for entry in explanation["held_by"]] == [
         ("drop/app", ["v1"], [drop_digest]), ("keep/app", ["v1"], [keep_digest])]
     assert "held by 2 repositories (drop/app, keep/app)" in explanation["reason"]
 
-    manifest = orphans.explain(services, keep_digest)
+    manifest = orphan_explanations.explain(services, keep_digest)
     assert manifest["kind"] == "manifest" and manifest["held_by"][0]["tags"] == ["v1"]
 
     repositories.delete_repository(services, drop["_id"])
-    alone = orphans.explain(services, drop_digest)
+    alone = orphan_explanations.explain(services, drop_digest)
     assert alone["orphan"] and alone["held_by"] == [] and "grace period" in alone["reason"]
     age(services, drop_digest)
-    assert "next clean-up removes it" in orphans.explain(services, drop_digest)["reason"]
+    assert "next clean-up removes it" in orphan_explanations.explain(services, drop_digest)["reason"]
 
-    unknown = orphans.explain(services, "sha256:" + "0" * 64)
+    unknown = orphan_explanations.explain(services, "sha256:" + "0" * 64)
     assert unknown["kind"] == "unknown" and not unknown["stored"] and not unknown["orphan"]
     with pytest.raises(orphans.OrphanError) as error:
-        orphans.explain(services, "sha256:nothex")
+        orphan_explanations.explain(services, "sha256:nothex")
     assert error.value.field == "digest"
 
 
