@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,8 @@ def content_blob_files(server: DevServer) -> set[str]:
 
 
 def assert_newest_first(entries: list[dict[str, Any]], time_key: str) -> None:
-    times = [entry[time_key] for entry in entries]
+    # Compared as times: ISO 8601 text leaves out a fraction of zero, so it does not sort as text.
+    times = [datetime.fromisoformat(entry[time_key].replace("Z", "+00:00")) for entry in entries]
     assert times == sorted(times, reverse=True), f"not newest first: {times}"
 
 
