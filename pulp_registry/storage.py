@@ -231,19 +231,6 @@ class FilesystemStorage:
         os.replace(verified_path, target)
         fsync_dir(target.parent)
 
-    def _make_dirs(self, directory: Path) -> None:
-        """Create ``directory`` and its missing parents, each one made durable in its parent."""
-        missing: list[Path] = []
-        while not directory.is_dir():
-            missing.append(directory)
-            directory = directory.parent
-        for new_directory in reversed(missing):
-            try:
-                new_directory.mkdir()
-            except FileExistsError:
-                continue  # another process made it (and makes it durable)
-            fsync_dir(new_directory.parent)
-
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
 
