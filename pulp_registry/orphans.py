@@ -44,16 +44,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from pulp_registry import published_files, published_format as fmt
 from pulp_registry.db import Collections, DuplicateKeyError, as_utc, isoformat
 from pulp_registry.registry_errors import BlobUploadUnknown
 from pulp_registry.storage import Leftover
+from pulp_registry.tasks import Progress
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[dict[str, Any]], None]
 
 #: Seconds an upload session that still has its database document may sit idle (no chunk, no
 #: finish) before it expires. Not the grace period: a client may pause a long push, and a

@@ -20,8 +20,8 @@ from pulp_registry.content import PARTIAL, _upsert_association
 from pulp_registry.db import Collections, utcnow
 from pulp_registry.registry_errors import RegistryError
 from pulp_registry.repositories import being_deleted, require_repository
+from pulp_registry.tasks import Progress
 
-Progress = Callable[[dict[str, Any]], None]
 
 #: Depth of indexes in indexes a copy follows (a malformed graph never loops).
 MAX_DEPTH = 8

@@ -17,15 +17,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Iterable
 
 from pulp_registry import history, published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
 from pulp_registry.durable import fsync_dir, make_dirs
+from pulp_registry.tasks import Progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[dict[str, Any]], None]
 
 #: ``os.link`` failures that mean "cannot link here", so the bytes are copied instead.
 _NO_LINK_ERRNOS = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}

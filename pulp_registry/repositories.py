@@ -15,6 +15,7 @@ from pymongo import ReturnDocument
 from pulp_registry import feeds, history, oci
 from pulp_registry.db import Collections, DuplicateKeyError, isoformat, utcnow
 from pulp_registry.registry_errors import Denied, RegistryError
+from pulp_registry.tasks import Progress
 
 REPO_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,255}$")
 #: Fields of a repository an update may change (``name`` is immutable: pulls would break).
@@ -332,7 +333,7 @@ DELETE_STEPS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = 
 
 
 def delete_repository(services: Any, repo_id: str,
-                      progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                      progress: Progress | None = None) -> dict[str, Any]:
     """The work of the ``delete_repository`` task: remove the repository top-down, restartably.
 
     Mark it ``deleting`` (pushes are refused, publishes skip it), unpublish it, then drop

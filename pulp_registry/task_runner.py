@@ -24,13 +24,12 @@ from typing import Any, Callable
 from pulp_registry import locks, task_reaper, tasks
 from pulp_registry.db import Collections
 from pulp_registry.locks import LockBusy
-from pulp_registry.tasks import TaskCanceled, TaskState, TaskStopped, TaskTimeLimitExceeded
+from pulp_registry.tasks import Progress, TaskCanceled, TaskState, TaskStopped, TaskTimeLimitExceeded
 
 __all__ = ["LockBusy", "run_task", "ProgressRecorder", "worker_identity"]
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[dict[str, Any]], None]
 Work = Callable[[Progress], Any]
 
 #: Progress is written to the task document at most this often.

@@ -30,13 +30,13 @@ import enum
 import threading
 import time
 import uuid
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 import logging
 from datetime import datetime, timedelta
 
 from pymongo import ReturnDocument
 
-from pulp_registry.db import PROCESS_GUARD, Collections, DuplicateKeyError, as_utc, isoformat, utcnow
+from pulp_registry.db import PROCESS_GUARD, Collections, DuplicateKeyError, isoformat, utcnow
 
 
 class TaskState(str, enum.Enum):
@@ -66,6 +66,11 @@ TASK_NAMES = {
 #: The task document being run in this thread (set by ``task_runner.run_task``): history records
 #: and tasks spawned by the work name it as their task and parent.
 CURRENT_TASK: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("current_task", default=None)
+
+
+#: What a task's work reports progress through: ``progress({"step": ..., "done": n, "total": n})``.
+#: Each call is a safe point, where it may raise ``TaskStopped`` (canceled, past the time limit).
+Progress = Callable[[dict[str, Any]], None]
 
 
 class TaskStopped(Exception):
@@ -237,6 +242,11 @@ def send(services: Any, task: dict[str, Any]) -> None:
     """Send the task's message (again); claiming is conditional, so a duplicate message is harmless."""
     with PROCESS_GUARD:
         services.db.tasks.update_one({"_id": task["_id"]}, {"$set": {"sent": utcnow()}, "$inc": {"sends": 1}})
+    _message(services, task)
+
+
+def _message(services: Any, task: dict[str, Any]) -> None:
+    """The broker message that makes a worker run ``task`` (its Celery task, with its kwargs)."""
     services.celery.signature(TASK_NAMES[task["task_type"]],
                               kwargs={"task_id": task["_id"], **(task.get("kwargs") or {})}).apply_async(
         task_id=task["_id"])
@@ -251,9 +261,7 @@ def resend(services: Any, task: dict[str, Any]) -> bool:
     if claimed.modified_count != 1:
         return False
     try:
-        services.celery.signature(TASK_NAMES[task["task_type"]],
-                                  kwargs={"task_id": task["_id"], **(task.get("kwargs") or {})}).apply_async(
-            task_id=task["_id"])
+        _message(services, task)
     except Exception:  # noqa: BLE001 - the broker is down: the reaper tries again later
         log.warning("could not send task %s again", task["_id"], exc_info=True)
         return False
@@ -441,8 +449,7 @@ def list_tasks(db: Collections, states: Iterable[str] = (), limit: int = 100, *,
     if before:
         last = db.tasks.find_one({"_id": before}, {"queued": 1})
         if last is not None:
-            query = {"$and": [query, {"$or": [{"queued": {"$lt": last.get("queued")}},
-                                              {"queued": last.get("queued"), "_id": {"$lt": before}}]}]}
+            query = {"$and": [query, _earlier(last)]}
     cursor = db.tasks.find(query).sort([("queued", -1), ("_id", -1)])
     return list(cursor.limit(max(1, min(limit, MAX_PAGE)))) if limit else list(cursor)
 
@@ -487,8 +494,3 @@ def task_json(task: dict[str, Any], spawned: Iterable[dict[str, Any]] | None = N
                                   "task_type": child.get("task_type"), "state": child.get("state")}
                                  for child in spawned]
     return body
-
-
-def lease_expired(task: dict[str, Any], now: datetime) -> bool:
-    expires = as_utc(task.get("lease_expires"))
-    return expires is not None and expires <= now

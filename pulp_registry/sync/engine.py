@@ -19,10 +19,10 @@ from pulp_registry import content, history
 from pulp_registry.registry_errors import DigestInvalid, RegistryError, SizeInvalid
 from pulp_registry.sync.plan import SyncPlan, build_plan
 from pulp_registry.sync.upstream import UpstreamClient, UpstreamError
+from pulp_registry.tasks import Progress
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[dict[str, Any]], None]
 #: Whole-blob attempts when a download breaks off mid-way (each request retries on its own too).
 BLOB_TRIES = 3
 

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from pulp_registry import content, feeds, oci
 from pulp_registry.registry_errors import RegistryError
 from pulp_registry.sync.upstream import Fetched, UpstreamClient, UpstreamError
+from pulp_registry.tasks import Progress
 
 #: Tags of the OCI referrers fallback and of cosign (``sha256-<hex>``, ``sha256-<hex>.sig``): they
 #: come along with the manifest they are about (``feed.referrers``), not as tags of their own.
 REFERRER_TAG_RE = re.compile(r"^sha(256|512)-[0-9a-f]{64,128}(\.[a-z]+)?$")
 #: How deep lists nest and referrers refer to referrers before we stop following.
 MAX_DEPTH = 4
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass
