@@ -79,6 +79,17 @@ class CraneSettings:
     #: gunicorn access log to stderr (off by default: it costs throughput).
     access_log: bool = False
     log_level: str = "INFO"
+    #: ``text`` or ``json`` (one JSON object per line, per request too).
+    log_format: str = "text"
+    #: While this file exists ``/readyz`` answers 503 (take the instance out of its load balancer); empty: none.
+    drain_file: str = ""
+    #: Prometheus metrics at ``/metrics``.
+    metrics: bool = True
+    #: CA certificate (PEM) served at ``/ca.crt``; empty: none.
+    ca_certificate: str = ""
+    #: Certificate chain and key (PEM) gunicorn serves TLS with; empty: plain HTTP.
+    tls_certificate: str = ""
+    tls_key: str = dataclasses.field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not self.data_dir:

@@ -318,5 +318,16 @@ def check_config(obj: ServerContext, config: str | None) -> None:
     click.echo(yaml.safe_dump(values, sort_keys=False).rstrip())
 
 
+def _add_operator_commands() -> None:
+    from pulp_registry.commands import backup, certs, init, install, maintenance
+
+    for module in (init, certs, install, maintenance, backup):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_add_operator_commands()
+
+
 def main() -> None:
     cli(prog_name=PROG)

@@ -117,6 +117,8 @@ class Settings:
     #: Days finished, failed and canceled tasks are kept; 0: for ever.
     task_retention_days: int = 30
     log_level: str = "INFO"
+    #: ``text`` (one readable line per record) or ``json`` (one JSON object per line, per request too).
+    log_format: str = "text"
     #: bcrypt work factor of new password hashes (and of the check an unknown login costs).
     bcrypt_rounds: int = 12
     #: Seconds a verified password is remembered (salted, in memory) so a push is not a bcrypt or LDAP
@@ -146,6 +148,21 @@ class Settings:
     storage_quota: int = 0
     #: Seconds an unreferenced blob or manifest is kept by orphan clean-up (a push may be about to use it).
     orphan_grace_period: int = 3600
+    #: Public base URLs (``https://host[:port]``) of the admin side and of Crane, as clients reach them
+    #: through proxies; empty: the request's own host (admin) and ``http://<pull_host>`` (Crane).
+    api_public_url: str = ""
+    crane_public_url: str = ""
+    #: Number of proxies in front of the admin side whose ``X-Forwarded-*`` headers are trusted.
+    trusted_proxies: int = 0
+    #: CA certificate (PEM) served at ``/ca.crt`` without login; empty: ``<data_dir>/certs/ca.crt`` if it exists.
+    ca_certificate: str = ""
+    #: Certificate chain and key (PEM) the admin side's gunicorn serves TLS with; empty: plain HTTP.
+    tls_certificate: str = ""
+    tls_key: str = dataclasses.field(default="", repr=False)
+    #: Prometheus metrics at ``/metrics`` (api) and from each worker.
+    metrics: bool = True
+    #: Webhook endpoints: a list of ``{url, secret, events, timeout}`` mappings (see the README).
+    webhooks: list = dataclasses.field(default_factory=list)
     ldap: LdapSettings = dataclasses.field(default_factory=LdapSettings)
 
     def __post_init__(self) -> None:

@@ -37,6 +37,7 @@ Collections (``_id`` first):
 - ``workers``: ``_id`` worker id (unique per process), ``last_heartbeat``.
 - ``repo_history``: one document per event of a repository (``repo_id``, ``time``, ``action``,
   ``user``, ``task_id``, ``details``): the history never grows inside the repository document.
+- ``system``: registry-wide switches, one document each (``_id`` ``read_only``: maintenance mode).
 """
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "login_failures": [IndexModel([("expires", ASCENDING)], expireAfterSeconds=0)],
     "workers": [],
     "repo_history": [IndexModel([("repo_id", ASCENDING), ("time", DESCENDING), ("_id", DESCENDING)])],
+    "system": [],
 }
 
 
@@ -109,6 +111,7 @@ class Collections:
         self.workers: Collection = database["workers"]
         self.repo_history: Collection = database["repo_history"]
         self.feed_credentials: Collection = database["feed_credentials"]
+        self.system: Collection = database["system"]
 
     def ensure_indexes(self) -> None:
         for name, indexes in INDEXES.items():

@@ -2,9 +2,9 @@
 # The test command: set up everything the tests need, then run the whole suite.
 #
 # On a fresh Debian or Ubuntu machine with Python 3.11+ it installs the Debian
-# packages the tests drive (skopeo, umoci, podman, redis-server, docker-registry,
-# slapd, ldap-utils, wrk), creates the virtual environment .venv, installs the project
-# with its test extras into it, and runs `python -m pytest` (extra arguments are
+# packages the tests drive (skopeo, umoci, podman, redis-server, rabbitmq-server,
+# docker-registry, slapd, ldap-utils, wrk, nginx, docker-compose, systemd), creates
+# the virtual environment .venv, installs the project with its test extras into it, and runs `python -m pytest` (extra arguments are
 # passed to pytest). The tests start their own servers (redis-server as the
 # Celery broker, slapd, docker-registry, pulp-registry dev) on free 127.0.0.1
 # ports and stop them. Run it again and it only runs the tests.
@@ -33,7 +33,7 @@ as_root() {
 }
 
 # --- Debian packages ----------------------------------------------------------------
-debian_packages=(skopeo umoci podman redis-server docker-registry slapd ldap-utils wrk)
+debian_packages=(skopeo umoci podman redis-server rabbitmq-server docker-registry slapd ldap-utils wrk nginx docker-compose systemd)
 
 # The venv module is a separate Debian package for the system Python.
 if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then

@@ -1,0 +1,6 @@
+"""``pulp-registry`` commands: certs (being written)."""
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []
