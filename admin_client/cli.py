@@ -14,6 +14,7 @@ from admin_client.connection import (CONFIG_ENV, PASSWORD_ENV, URL_ENV, USERNAME
                                      ConnectionOptions, config_path, prompt_config_file, resolve_config)
 from admin_client.lifecycle import copy, own_hosts, remove
 from admin_client.listing import list_command
+from admin_client.maintenance import maintenance_group
 from admin_client.login import login, logout
 from admin_client.orphans import orphans_group
 from admin_client.permissions import permission_group
@@ -174,6 +175,7 @@ def configure() -> None:
 for command in (list_command, repo_group, copy, remove, tasks_group, orphans_group, user_group, role_group,
                 permission_group, login, logout, whoami):
     cli.add_command(command)
+cli.add_command(maintenance_group)
 
 
 def main() -> None:

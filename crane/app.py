@@ -18,15 +18,22 @@ from pulp_registry.registry_errors import (API_VERSION, API_VERSION_HEADER, Name
                                            Unsupported, error_response)
 
 from crane.config import CraneSettings
+from pulp_registry.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, METRICS_PATH, exposition
+from pulp_registry.request_log import RequestObserver, note_flask_request
+
 from crane.fastpath import FastPath
+from crane.metrics import FAST_KINDS, CraneMetrics
 from crane.published import PublishedTree
 from crane.views import base, blobs, catalog, manifests, referrers, tags
+from crane.views import ca
+from crane.views import health
 from crane.views.base import CraneState
 from crane.views.routing import CONVERTERS
 
 log = logging.getLogger("crane")
 
 READ_METHODS = frozenset(("GET", "HEAD"))
+FAST_ROUTES = tuple(route for _, route, _ in FAST_KINDS)
 
 
 def create_app(settings: CraneSettings, tree: PublishedTree | None = None, fast_path: bool = True) -> Flask:
@@ -46,6 +53,8 @@ def create_app(settings: CraneSettings, tree: PublishedTree | None = None, fast_
     app.extensions["crane"] = CraneState(settings, tree)
     for module in (base, catalog, manifests, blobs, tags, referrers):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(ca.blueprint)
+    app.register_blueprint(health.blueprint)
 
     @app.before_request
     def refuse_writes_and_refresh() -> None:
@@ -62,13 +71,37 @@ def create_app(settings: CraneSettings, tree: PublishedTree | None = None, fast_
     app.register_error_handler(RegistryError, error_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    crane_metrics, request_log = _observe(app, settings, tree)
     if settings.trusted_proxies:
         count = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)  # type: ignore[method-assign]
     if fast_path:
         # Outermost: its answers hold no URLs, so they need no ProxyFix; all else goes on to Flask.
-        app.wsgi_app = FastPath(app.wsgi_app, settings, tree)  # type: ignore[method-assign]
+        app.wsgi_app = FastPath(app.wsgi_app, settings, tree, crane_metrics,  # type: ignore[method-assign]
+                                FAST_ROUTES if request_log else None)
+    if request_log:
+        # Outermost: one line per request, whichever path answers it.
+        observer = RequestObserver(app.wsgi_app, logger=logging.getLogger("crane.requests"),
+                                   trusted_proxies=settings.trusted_proxies)
+        app.wsgi_app = observer  # type: ignore[method-assign]
     return app
+
+
+def _observe(app: Flask, settings: CraneSettings, tree: PublishedTree) -> tuple[CraneMetrics | None, bool]:
+    """``/metrics`` and the Flask path's request metrics when ``metrics`` is on; whether to log requests."""
+    app.teardown_request(note_flask_request)
+    if settings.access_log:
+        logging.getLogger("crane.requests").setLevel(logging.INFO)   # asked for: shown whatever log_level says
+    crane_metrics = CraneMetrics(tree) if settings.metrics else None
+    if crane_metrics is not None:
+        def metrics_view() -> Response:
+            crane_metrics.flush()   # this worker's fast-path counts, before they are read
+            return Response(exposition([crane_metrics]), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+        app.add_url_rule(METRICS_PATH, "metrics", metrics_view, methods=["GET"])
+        app.wsgi_app = RequestObserver(app.wsgi_app, http=crane_metrics.http,  # type: ignore[method-assign]
+                                       served=crane_metrics.served, request_ids=False)
+    return crane_metrics, settings.log_format == "json" or settings.access_log
 
 
 def _http_error(exc: HTTPException) -> Response:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from pulp_registry.config import ConfigError, load_settings
+from pulp_registry.config import ConfigError, check_tls_pair, load_settings
 
 #: How a blob GET is answered (issue 3): the file itself through the WSGI server's
 #: sendfile path, a hand-off to nginx (``X-Accel-Redirect``) or Apache/lighttpd
@@ -114,6 +114,7 @@ class CraneSettings:
             raise ConfigError(f"blob_url_prefix: required when blob_serving is {self.blob_serving}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
+        check_tls_pair(self.tls_certificate, self.tls_key)
         self._check_token_auth()
 
     @property
@@ -146,6 +147,10 @@ class CraneSettings:
                               "stream, x-accel-redirect or x-sendfile")
 
 
-def load_crane_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> CraneSettings:
-    """Settings from the ``CRANE_CONFIG`` YAML file, ``CRANE_*`` variables, then ``overrides``."""
-    return load_settings(CraneSettings, environ.get("CRANE_CONFIG"), environ, "CRANE_", overrides)
+def load_crane_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None,
+                        on_warning: Callable[[str], None] | None = None) -> CraneSettings:
+    """Settings from the ``CRANE_CONFIG`` YAML file, ``CRANE_*`` variables, then ``overrides``.
+
+    An unknown ``CRANE_*`` variable goes to ``on_warning`` (default: logged) with the closest key's name.
+    """
+    return load_settings(CraneSettings, environ.get("CRANE_CONFIG"), environ, "CRANE_", overrides, on_warning)

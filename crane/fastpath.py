@@ -16,14 +16,18 @@ views use (``find_manifest``/``negotiate``, ``manifest_headers``,
 Header lists are built once per (repository version, path, ``Accept``) and
 kept while that version is served, so a repeated request is a dict lookup and
 ``start_response``. Manifest bytes still come from ``PublishedTree.manifest_bytes``
-(its bounded, verified cache), so this cache holds headers only.
+(its bounded, verified cache), so this cache holds headers only. Each answer
+is counted for ``/metrics`` with a few int additions (``CraneMetrics.record``):
+a ``prometheus_client`` call per request would cost more than the answer.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, NamedTuple
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 
 from pulp_registry import oci
 from pulp_registry.registry_errors import API_VERSION, API_VERSION_HEADER
+from pulp_registry.request_log import ROUTE_KEY
 
 from crane.config import CraneSettings
 from crane.negotiation import find_manifest, negotiate
@@ -31,6 +35,9 @@ from crane.published import ContentMissing, ManifestInfo, PublishedRepository, P
 from crane.views.access import anonymous_may_pull
 from crane.views.blobs import OCTET_STREAM, blob_headers
 from crane.views.manifests import manifest_headers
+
+if TYPE_CHECKING:
+    from crane.metrics import CraneMetrics
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -40,6 +47,8 @@ BLOBS = "/blobs/"
 OK = "200 OK"
 #: Cached answers per process; past this the cache starts again (odd Accept headers must not grow it for ever).
 MAX_ENTRIES = 10_000
+#: ``Answer.kind``: the index of what is answered in ``crane.metrics.FAST_KINDS``.
+MANIFEST_GET, MANIFEST_HEAD, BLOB_HEAD = 0, 1, 2
 
 
 class Answer(NamedTuple):
@@ -51,13 +60,19 @@ class Answer(NamedTuple):
     #: The manifest whose bytes a GET sends; None for a blob HEAD.
     manifest: ManifestInfo | None
     size: int
+    kind: int = MANIFEST_GET
 
 
 class FastPath:
     """WSGI middleware: prepared answers for plain manifest GET/HEAD and blob HEAD, Flask for the rest."""
 
-    def __init__(self, app: WSGIApp, settings: CraneSettings, tree: PublishedTree) -> None:
+    def __init__(self, app: WSGIApp, settings: CraneSettings, tree: PublishedTree,
+                 metrics: "CraneMetrics | None" = None, routes: tuple[str, ...] | None = None) -> None:
         self.app = app
+        #: Counts each answer (plain ints, see ``crane.metrics``); None: metrics off.
+        self.metrics = metrics
+        #: Route templates by ``Answer.kind`` put into the environ for the request log; None: no request log.
+        self.routes = routes
         self.settings = settings
         self.tree = tree
         #: Without anonymous pull every pull is Flask's (a token check); settings never change.
@@ -72,13 +87,19 @@ class FastPath:
             if (path.startswith(PREFIX) and self.anonymous_pull and not environ.get("QUERY_STRING")
                     and "HTTP_IF_NONE_MATCH" not in environ and "HTTP_RANGE" not in environ
                     and "HTTP_IF_RANGE" not in environ):
-                body = self._answer(method, path, environ.get("HTTP_ACCEPT"), start_response)
-                if body is not None:
+                started = perf_counter()
+                answered = self._answer(method, path, environ.get("HTTP_ACCEPT"), start_response)
+                if answered is not None:
+                    answer, body = answered
+                    if self.metrics is not None:
+                        self.metrics.record(answer.kind, answer.size if body else 0, perf_counter() - started)
+                    if self.routes is not None:
+                        environ[ROUTE_KEY] = self.routes[answer.kind]
                     return body
         return self.app(environ, start_response)
 
     def _answer(self, method: str, path: str, accept: str | None,
-                start_response: Callable[..., Any]) -> list[bytes] | None:
+                start_response: Callable[..., Any]) -> tuple[Answer, list[bytes]] | None:
         tree = self.tree
         tree.refresh_if_due()
         snapshot = tree.snapshot
@@ -97,7 +118,7 @@ class FastPath:
             answers[key] = answer
         if method == "HEAD":
             start_response(OK, answer.headers)
-            return []
+            return answer, []
         if answer.manifest is None:
             return None
         try:
@@ -107,7 +128,7 @@ class FastPath:
         if len(data) != answer.size:
             return None
         start_response(OK, answer.headers)
-        return [data]
+        return answer, [data]
 
     def _prepare(self, method: str, path: str, accept: str | None, snapshot: Snapshot) -> Answer | None:
         """The 200 Flask would send, or None if Flask has to answer (an error, or anything unusual)."""
@@ -143,7 +164,7 @@ class FastPath:
             return None
         headers = list(manifest_headers(manifest, by_tag, repository.protected).items())
         headers += [("Content-Length", str(size)), (API_VERSION_HEADER, API_VERSION)]
-        return Answer(name, repository, headers, manifest, size)
+        return Answer(name, repository, headers, manifest, size, MANIFEST_GET if method == "GET" else MANIFEST_HEAD)
 
     def _prepare_blob(self, name: str, digest: str, snapshot: Snapshot) -> Answer | None:
         repository = self._repository(name, snapshot)
@@ -159,4 +180,4 @@ class FastPath:
             return None
         headers = list(blob_headers(digest, repository.protected).items())
         headers += [("Content-Type", OCTET_STREAM), ("Content-Length", str(size)), (API_VERSION_HEADER, API_VERSION)]
-        return Answer(name, repository, headers, None, size)
+        return Answer(name, repository, headers, None, size, BLOB_HEAD)

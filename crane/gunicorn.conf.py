@@ -31,3 +31,7 @@ limit_request_line = 8190
 accesslog = None
 errorlog = "-"
 proc_name = "crane"
+#: No control socket. gunicorn 25.1+ opens one by default in $XDG_RUNTIME_DIR or $HOME/.gunicorn/,
+#: one path for every instance of the user: in the images $HOME is the data volume, and two
+#: processes would fight over one socket. Older gunicorn does not know the name and ignores it.
+control_socket_disable = True

@@ -222,6 +222,8 @@ class PublishedTree:
         self._snapshot = Snapshot()
         self._generation: str | None | object = object()   # never equal to a real token
         self._next_check = 0.0
+        #: Versions of the tree loaded so far (each changed ``generation`` seen): Crane's reload metric.
+        self.reloads = 0
         self._format_ok = read_format(self.root)   # raises on an unknown format: refuse to start
         if not self._format_ok:
             log.warning("no published tree at %s (no %s file): serving no repositories until one is published",
@@ -303,6 +305,7 @@ class PublishedTree:
             return
         self._snapshot = self._scan(self._snapshot)
         self._generation = generation
+        self.reloads += 1
 
     def _read_generation(self) -> str | None:
         try:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from flask import g, request
 
-from pulp_registry import api_tokens, oci, permissions, users
+from pulp_registry import api_tokens, maintenance, oci, permissions, users
 from pulp_registry.permissions import CREATE, DELETE, OPERATIONS, READ, REPOSITORIES, UPDATE
 from pulp_registry.repositories import find_repository_by_name
 from pulp_registry.services import current_services
@@ -223,6 +223,8 @@ def auth_required(operation: str | None, repository: str | None = None,
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if repository is not None or operation in REGISTRY_ACTIONS:
                 check_registry(operation, kwargs.get(repository) if repository else None)
+                if operation in (PUSH, REMOVE):  # a change of content: refused in maintenance mode
+                    maintenance.refuse_when_read_only(current_services().db)
             elif operation is None:
                 check_api_login()
             else:

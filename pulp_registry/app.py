@@ -5,6 +5,7 @@ import logging
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from pulp_registry import registry_errors
@@ -12,6 +13,8 @@ from pulp_registry.access import AccessDenied, AuthenticationFailed
 from pulp_registry.api import errors as api_errors
 from pulp_registry.api.errors import ApiError, api_error_response
 from pulp_registry.login_limits import TooManyFailures
+from pulp_registry.public_urls import admin_url
+from pulp_registry.maintenance import ReadOnlyMode
 from pulp_registry.registry_errors import (API_VERSION, API_VERSION_HEADER, NameUnknown, RegistryError,
                                           Unsupported, error_response)
 from pulp_registry.services import Services, current_services
@@ -33,13 +36,19 @@ def create_app(services: Services) -> Flask:
     from pulp_registry.api import login, permissions, repositories, roles, status, tasks, users
     from pulp_registry.api import promotion
     from pulp_registry.api import orphans
+    from pulp_registry.api import ca
+    from pulp_registry.api import health
+    from pulp_registry.api import maintenance as maintenance_api
     from pulp_registry.registry import base, blobs, manifests, referrers, token, uploads
 
     for module in (repositories, promotion, orphans, tasks, status, users, roles, permissions, login):
         app.register_blueprint(module.blueprint, url_prefix=REST_PREFIX)
+    app.register_blueprint(maintenance_api.blueprint, url_prefix=REST_PREFIX)
     for module in (base, uploads, blobs, manifests, referrers):
         app.register_blueprint(module.blueprint, url_prefix=REGISTRY_PREFIX)
     app.register_blueprint(token.blueprint)
+    app.register_blueprint(ca.blueprint)  # /ca.crt, without login
+    app.register_blueprint(health.blueprint)  # /livez, /readyz, without login
 
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(RegistryError, error_response)
@@ -47,10 +56,42 @@ def create_app(services: Services) -> Flask:
     app.register_error_handler(AuthenticationFailed, _authentication_failed)
     app.register_error_handler(AccessDenied, _access_denied)
     app.register_error_handler(TooManyFailures, _too_many_failures)
+    app.register_error_handler(ReadOnlyMode, _read_only)
     _register_directory_errors(app)
     app.before_request(_limit_rest_body)
     app.after_request(_protocol_headers)
+    _trust_proxies(app, services.settings.trusted_proxies)
+    _observe(app, services)
     return app
+
+
+def _observe(app: Flask, services: Services) -> None:
+    """``/metrics`` (no login: keep it internal), request metrics, the request log (``log_format: json``)
+    and an ``X-Request-ID`` on every response; outermost, so it sees every request."""
+    from pulp_registry.metrics import CONTENT_TYPE, METRICS_PATH, HttpMetrics, exposition
+    from pulp_registry.request_log import RequestObserver, note_flask_request
+    from pulp_registry.task_metrics import TaskCollector
+
+    settings = services.settings
+    app.teardown_request(note_flask_request)
+    if settings.metrics:
+        collector = TaskCollector(services.db)
+        app.add_url_rule(METRICS_PATH, "metrics", lambda: Response(
+            exposition([collector]), headers={"Content-Type": CONTENT_TYPE}), methods=["GET"])
+    app.wsgi_app = RequestObserver(  # type: ignore[method-assign]
+        app.wsgi_app, http=HttpMetrics("pulp_registry_http") if settings.metrics else None,
+        logger=logging.getLogger("pulp_registry.requests") if settings.log_format == "json" else None,
+        trusted_proxies=settings.trusted_proxies)
+
+
+def _trust_proxies(app: Flask, count: int) -> None:
+    """Take scheme, host, port and client address from the ``X-Forwarded-*`` headers of ``count`` proxies.
+
+    Only when configured: otherwise a client could forge them and change the URLs handed out.
+    """
+    if count > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count,  # type: ignore[method-assign]
+                                x_host=count, x_port=count)
 
 
 def _limit_rest_body() -> None:
@@ -93,7 +134,7 @@ def _http_error(exc: HTTPException) -> Response:
 def bearer_challenge(scope: str | None = None, error: str | None = None) -> str:
     """Where a registry client gets a token: the admin side's ``/token`` (``token_realm`` when set)."""
     settings = current_services().settings
-    realm = settings.token_realm or f"{request.host_url.rstrip('/')}{TOKEN_PATH}"
+    realm = settings.token_realm or admin_url(settings, TOKEN_PATH)
     parts = [f'realm="{realm}"', f'service="{settings.token_service}"']
     if scope:
         parts.append(f'scope="{scope}"')
@@ -131,6 +172,14 @@ def _too_many_failures(exc: TooManyFailures) -> Response:
     if _is_protocol_request():
         return error_response(registry_errors.TooManyRequests(exc.message, headers=headers))
     return api_error_response(api_errors.TooManyRequests(exc.message, headers=headers))
+
+
+def _read_only(exc: ReadOnlyMode) -> Response:
+    """Read-only maintenance mode: 503 with ``Retry-After`` (``UNAVAILABLE`` on /v2/: it is temporary)."""
+    headers = {"Retry-After": str(exc.retry_after)}
+    if _is_protocol_request():
+        return error_response(registry_errors.Unavailable(exc.message, headers=headers))
+    return api_error_response(api_errors.Unavailable(exc.message, headers=headers))
 
 
 def _register_directory_errors(app: Flask) -> None:

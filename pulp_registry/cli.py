@@ -16,9 +16,30 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from pulp_registry.config import SECRET_KEYS, ConfigError, Settings, load_admin_settings
-from pulp_registry.permissions import SUPER_USERS
-from pulp_registry.services import Services
+from pulp_registry.config import SECRET_KEYS, URL_KEYS, ConfigError, Settings, load_admin_settings
+
+#: The `admin` extra (setup.cfg). A Crane-only install (pip install 'pulp-registry[crane]') has this
+#: command too: it must say what is missing in one line, not fail with a traceback on the next import.
+ADMIN_EXTRA_MODULES = ("pymongo", "mongomock", "celery", "kombu", "redis", "ldap3", "bcrypt")
+
+
+def require_admin_extra() -> None:
+    """Exit with one line when a module of the `admin` extra is not installed."""
+    import importlib.util
+
+    # An imported module is looked up in sys.modules: ``find_spec`` refuses one whose ``__spec__`` is None (kombu's).
+    missing = [name for name in ADMIN_EXTRA_MODULES
+               if (sys.modules[name] is None if name in sys.modules else importlib.util.find_spec(name) is None)]
+    if missing:
+        sys.exit(f"pulp-registry: the admin side needs its dependencies: pip install 'pulp-registry[admin]' "
+                 f"(missing: {', '.join(missing)})")
+
+
+require_admin_extra()  # before the imports below, which need pymongo and bcrypt
+
+from pulp_registry.permissions import SUPER_USERS  # noqa: E402
+from pulp_registry.services import Services  # noqa: E402
+from pulp_registry.data_dirs import prepare_data_directories  # noqa: E402
 
 PROG = "pulp-registry"
 CONFIG_ENV = "PULP_REGISTRY_CONFIG"
@@ -77,7 +98,8 @@ class ServerContext:
         environ = dict(self.environ)
         if config:
             environ[CONFIG_ENV] = config
-        return load_admin_settings(environ, overrides)
+        return load_admin_settings(environ, overrides,
+                                   on_warning=lambda message: click.echo(f"{PROG}: warning: {message}", err=True))
 
 
 def environment_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -159,10 +181,12 @@ def cli(ctx: click.Context) -> None:
               help="Password of the first admin user; generated and printed once if not given.")
 @click.option("--mongo-url", metavar="URL",
               help="Keep metadata in this MongoDB (mongodb://...) instead of in memory.")
+@click.option("--tls", is_flag=True,
+              help="Serve both ports over HTTPS with the CA-signed certificate made under DATA_DIR/certs.")
 @config_option
 @click.pass_obj
 def dev(obj: ServerContext, data_dir: str, api_port: int, registry_port: int,
-        admin_password: str | None, mongo_url: str | None, config: str | None) -> None:
+        admin_password: str | None, mongo_url: str | None, tls: bool, config: str | None) -> None:
     """Run the admin API, Crane and a Celery worker in one process, for trying it out.
 
     Listens on 127.0.0.1 only. Without --mongo-url the metadata (repositories,
@@ -176,6 +200,13 @@ def dev(obj: ServerContext, data_dir: str, api_port: int, registry_port: int,
       skopeo copy --dest-tls-verify=false --dest-creds admin:secret \\
           oci:./layout:latest docker://127.0.0.1:8080/my/app:latest
       skopeo inspect --tls-verify=false docker://127.0.0.1:5000/my/app:latest
+
+    \b
+    The first start makes a CA and a certificate for 127.0.0.1 and localhost
+    in DATA_DIR/certs; both ports serve the CA at /ca.crt. With --tls:
+      pulp-registry dev --data-dir ./registry-data --tls
+      mkdir ca && curl -k -o ca/ca.crt https://127.0.0.1:8080/ca.crt
+      skopeo inspect --cert-dir ca docker://127.0.0.1:5000/my/app:latest
     """
     from pulp_registry.dev import DevOptions, run_dev
 
@@ -194,7 +225,8 @@ def dev(obj: ServerContext, data_dir: str, api_port: int, registry_port: int,
         "broker_url": "memory://",
         "pull_host": f"127.0.0.1:{registry_port}",
     })
-    options = DevOptions(api_port=api_port, registry_port=registry_port, admin_password=admin_password)
+    options = DevOptions(api_port=api_port, registry_port=registry_port, admin_password=admin_password, tls=tls)
+    prepare_data_directories(settings)   # a path that cannot be made: one line, not a traceback
     sys.exit(run_dev(settings, options, build_services=obj.build_services))
 
 
@@ -214,15 +246,21 @@ def api(obj: ServerContext, bind: str | None, workers: int | None, config: str |
     """
     settings = obj.settings(config, {"api_bind": bind, "api_workers": workers})
     require_shared_backends(settings, "api")
+    from pulp_registry.gunicorn_server import tls_options
     from pulp_registry.logging_setup import configure_logging
     from pulp_registry.registry_tokens import TokenKeys
     from pulp_registry.wsgi import admin_api_server
 
-    configure_logging(settings.log_level)
+    tls_options(settings.tls_certificate, settings.tls_key)   # an unreadable TLS file: one line, now
+    configure_logging(settings.log_level, settings.log_format)
+    prepare_data_directories(settings)
     check_database(settings)
     # Before gunicorn forks: one key for every worker, and a bad key file stops start-up in one line.
     TokenKeys.load_or_create(settings)
-    admin_api_server(settings).run()
+    from pulp_registry.metrics import start_multiprocess
+
+    # Every gunicorn worker writes its metrics into this private directory; /metrics sums them.
+    admin_api_server(settings, start_multiprocess("pulp-registry-api") if settings.metrics else None).run()
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -242,10 +280,11 @@ def worker(obj: ServerContext, concurrency: int | None, config: str | None, cele
     """
     settings = obj.settings(config)
     require_shared_backends(settings, "worker")
+    prepare_data_directories(settings)
     from pulp_registry.logging_setup import configure_logging
     from workers.main import run_worker
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     services = obj.build_services(settings)
     argv = [*([f"--concurrency={concurrency}"] if concurrency else []), *celery_args]
     run_worker(services, services.celery, argv)
@@ -305,17 +344,33 @@ def check_config(obj: ServerContext, config: str | None) -> None:
     import yaml
 
     settings = obj.settings(config)
-    values = dataclasses.asdict(settings)
-    for key in ("mongo_url", "broker_url"):
-        values[key] = redact_url(values[key])
-    for dotted in SECRET_KEYS:
-        section, _, key = dotted.rpartition(".")
-        holder = values[section] if section else values
-        if holder.get(key):
-            holder[key] = "***"
+    values = masked_settings(settings)
     source = config or obj.environ.get(CONFIG_ENV) or "no file"
     click.echo(f"# pulp-registry settings: valid ({source}, then PULP_REGISTRY_* variables)")
     click.echo(yaml.safe_dump(values, sort_keys=False).rstrip())
+
+
+def masked_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret (``SECRET_KEYS``) and URL password (``URL_KEYS``) hidden."""
+    values = dataclasses.asdict(settings)
+
+    def holders(dotted: str) -> list[tuple[dict[str, Any], str]]:
+        if "[]." in dotted:   # a key of each mapping in a list (webhooks[].secret)
+            listed, _, key = dotted.partition("[].")
+            return [(item, key) for item in values.get(listed) or [] if isinstance(item, dict)]
+        section, _, key = dotted.rpartition(".")
+        holder = values.get(section) if section else values
+        return [(holder, key)] if isinstance(holder, dict) else []
+
+    for dotted in URL_KEYS:
+        for holder, key in holders(dotted):
+            if isinstance(holder.get(key), str):
+                holder[key] = redact_url(holder[key])
+    for dotted in SECRET_KEYS:
+        for holder, key in holders(dotted):
+            if holder.get(key):
+                holder[key] = "***"
+    return values
 
 
 def _add_operator_commands() -> None:

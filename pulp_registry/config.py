@@ -8,13 +8,22 @@ dataclasses only) so Crane may import it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Mapping, TypeVar, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 import yaml
 
+from pulp_registry.webhook_settings import validate_webhooks
+
 T = TypeVar("T")
+log = logging.getLogger("pulp_registry.config")
+
+#: Variables with a settings prefix that are read elsewhere, so never reported as unknown settings.
+NOT_SETTINGS = ("PULP_REGISTRY_CONFIG", "PULP_REGISTRY_ADMIN_PASSWORD", "CRANE_CONFIG")
 
 
 class ConfigError(ValueError):
@@ -22,6 +31,32 @@ class ConfigError(ValueError):
 
 
 LDAP_URL_SCHEMES = ("ldap://", "ldaps://")
+#: Brokers Celery reaches across processes; ``memory://`` only lives inside one (``pulp-registry dev``).
+BROKER_URL_SCHEMES = ("redis://", "rediss://", "amqp://", "amqps://", "memory://")
+
+
+def host_port_problem(value: str, port_required: bool = True) -> str | None:
+    """Why ``value`` is not ``HOST:PORT`` (``[IPv6]:PORT``; the port optional unless required), or None."""
+    if "://" in value:
+        return "has a scheme: drop it (" + value.split("://", 1)[0] + "://)"
+    host, port = value, ""
+    if value.startswith("["):
+        host, _, rest = value.partition("]")
+        host += "]"
+        if not rest:
+            port = ""
+        elif rest.startswith(":"):
+            port = rest[1:]
+        else:
+            return "is not HOST:PORT"
+    elif ":" in value:
+        host, _, port = value.rpartition(":")
+    if not host or host == "[]" or any(char.isspace() or char in "/?#@" for char in host) or \
+            (":" in host and not host.startswith("[")):
+        return "has no valid host"
+    if (port or port_required) and not (port.isdigit() and 0 < int(port) < 65536):
+        return "needs a port between 1 and 65535" if port_required else "has a port that is not 1-65535"
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +196,8 @@ class Settings:
     tls_key: str = dataclasses.field(default="", repr=False)
     #: Prometheus metrics at ``/metrics`` (api) and from each worker.
     metrics: bool = True
+    #: ``HOST:PORT`` where each ``pulp-registry worker`` serves its metrics (``/metrics``); empty: not served.
+    worker_metrics_bind: str = "127.0.0.1:9808"
     #: Webhook endpoints: a list of ``{url, secret, events, timeout}`` mappings (see the README).
     webhooks: list = dataclasses.field(default_factory=list)
     ldap: LdapSettings = dataclasses.field(default_factory=LdapSettings)
@@ -177,7 +214,8 @@ class Settings:
         if self.storage_driver != "filesystem":
             raise ConfigError(f"storage_driver: unknown driver {self.storage_driver!r} (known: filesystem)")
         if not self.mongo_url.startswith(("mongodb://", "mongodb+srv://", "mongomock://")):
-            raise ConfigError(f"mongo_url: {self.mongo_url!r} is not a mongodb:// or mongomock:// URL")
+            scheme = self.mongo_url.partition("://")[0] + "://" if "://" in self.mongo_url else "(none)"
+            raise ConfigError(f"mongo_url: scheme {scheme} is not mongodb:// or mongomock://")   # no password shown
         for key in ("max_manifest_size", "task_lock_timeout", "task_dispatch_timeout", "api_workers", "login_failure_limit",
                     "login_failure_window", "api_token_lifetime", "token_lifetime"):
             if getattr(self, key) <= 0:
@@ -197,7 +235,27 @@ class Settings:
             raise ConfigError(f"token_realm: {self.token_realm!r} must be an http:// or https:// URL")
         if not self.token_issuer or not self.token_service:
             raise ConfigError("token_issuer and token_service: must not be empty")
+        for key in ("api_public_url", "crane_public_url"):
+            if getattr(self, key):
+                object.__setattr__(self, key, public_base_url(key, getattr(self, key)))
+        if self.trusted_proxies < 0:
+            raise ConfigError(f"trusted_proxies: must be 0 or more, got {self.trusted_proxies}")
+        check_tls_pair(self.tls_certificate, self.tls_key)
         self.task_time_limit("default")  # refuses a malformed task_time_limits at start-up
+        try:  # each endpoint checked and completed with its defaults (pulp_registry.webhook_settings)
+            object.__setattr__(self, "webhooks", validate_webhooks(self.webhooks))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if not self.broker_url.startswith(BROKER_URL_SCHEMES):
+            # Only the scheme is shown: the rest may hold a password.
+            scheme = self.broker_url.partition("://")[0] + "://" if "://" in self.broker_url else "(none)"
+            raise ConfigError(f"broker_url: scheme {scheme} is not a broker's; use redis://, rediss://, amqp:// or "
+                              "amqps:// (memory:// only for `pulp-registry dev`)")
+        if problem := host_port_problem(self.api_bind):
+            raise ConfigError(f"api_bind: {self.api_bind!r} {problem}; expected HOST:PORT, e.g. 0.0.0.0:8080")
+        if problem := host_port_problem(self.pull_host, port_required=False):
+            raise ConfigError(f"pull_host: {self.pull_host!r} {problem}; expected host[:port] "
+                              "as users type it in `docker pull host:port/name`")
 
     def task_time_limit(self, task_type: str) -> int:
         """Seconds a task of ``task_type`` may run (``task_time_limits``: ``type=seconds,...``)."""
@@ -210,8 +268,30 @@ class Settings:
         return limits.get(task_type, limits.get("default", 3600))
 
 
-#: Settings whose values are secrets: never printed, logged or answered.
-SECRET_KEYS = ("ldap.bind_password",)
+def public_base_url(key: str, url: str) -> str:
+    """``http(s)://host[:port]`` without path, query or fragment (a trailing ``/`` is dropped)."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if (parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or parts.username
+            or parts.password or parts.path not in ("", "/") or parts.query or parts.fragment or "?" in url):
+        raise ConfigError(f"{key}: {url!r} is not http(s)://HOST[:PORT] (no path, query or credentials)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def check_tls_pair(certificate: str, key: str) -> None:
+    """TLS needs both files; one without the other is a mistake, not plain HTTP."""
+    if bool(certificate) != bool(key):
+        given, missing = ("tls_certificate", "tls_key") if certificate else ("tls_key", "tls_certificate")
+        raise ConfigError(f"{missing}: required with {given} (set both to serve TLS, or neither)")
+
+
+#: Settings whose values are secrets: never printed, logged or answered (``list[].key``: that key of each item).
+SECRET_KEYS = ("ldap.bind_password", "webhooks[].secret")
+#: Settings holding URLs whose passwords are hidden when printed (``list[].key`` as above).
+URL_KEYS = ("mongo_url", "broker_url", "webhooks[].url")
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
@@ -270,18 +350,40 @@ def _plain(kind: Any) -> Any:
     return get_origin(kind) or kind if get_args(kind) else kind
 
 
+def unknown_variables(cls: type, environ: Mapping[str, str], env_prefix: str) -> list[str]:
+    """A message per ``<env_prefix>*`` variable that is no setting of ``cls``, naming the closest one."""
+    known: list[str] = []
+    for key, kind in get_type_hints(cls).items():
+        known.append(f"{env_prefix}{key.upper()}")
+        if dataclasses.is_dataclass(kind):
+            known.extend(f"{env_prefix}{key.upper()}_{sub.upper()}" for sub in get_type_hints(kind))
+    messages = []
+    for name in sorted(environ):
+        if name.startswith(env_prefix) and name not in known and name not in NOT_SETTINGS:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            messages.append(f"{name} is not a setting{hint}")
+    return messages
+
+
 def load_settings(
     cls: type[T],
     path: str | os.PathLike[str] | None,
     environ: Mapping[str, str],
     env_prefix: str,
     overrides: Mapping[str, Any] | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> T:
     """Build ``cls`` from a YAML file, then ``<env_prefix><KEY>`` variables, then ``overrides``.
 
     Later sources win. Unknown keys and wrong types raise ``ConfigError`` naming
-    the key, so a typo stops start-up instead of being silently ignored.
+    the key, so a typo stops start-up instead of being silently ignored. An
+    unknown ``<env_prefix>*`` variable cannot be refused (the environment holds
+    other programs' variables too), so it is reported to ``on_warning`` (default:
+    a logged warning) with the closest setting's name.
     """
+    for message in unknown_variables(cls, environ, env_prefix):
+        (on_warning or log.warning)(message)
     types = get_type_hints(cls)
     values: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
@@ -329,6 +431,8 @@ def load_settings(
         raise ConfigError(str(exc)) from None
 
 
-def load_admin_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
+def load_admin_settings(environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None,
+                        on_warning: Callable[[str], None] | None = None) -> Settings:
     """Settings for the admin side: ``PULP_REGISTRY_CONFIG`` file, ``PULP_REGISTRY_*`` variables."""
-    return load_settings(Settings, environ.get("PULP_REGISTRY_CONFIG"), environ, "PULP_REGISTRY_", overrides)
+    return load_settings(Settings, environ.get("PULP_REGISTRY_CONFIG"), environ, "PULP_REGISTRY_", overrides,
+                         on_warning)

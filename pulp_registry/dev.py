@@ -11,6 +11,11 @@ Pulls go through the Docker token flow, as in production: the first start
 makes the token signing key pair under the data dir (``keys/``), the admin
 port serves ``/token``, and Crane verifies tokens with the public key and
 sends clients there (``/v2/`` answers 401 with the challenge).
+
+The first start also makes a CA and a server certificate for 127.0.0.1 and
+localhost under the data dir (``certs/``), so both ports serve ``/ca.crt``;
+with ``--tls`` both ports speak HTTPS with that certificate, which is what
+clients that refuse plain HTTP (``docker manifest inspect``) need.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import click
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from pulp_registry.ca_certificate import CERTS_DIR, admin_ca_certificate
+from pulp_registry.certs import CertificatePaths, init_certificates
 from pulp_registry.config import Settings
 from pulp_registry.logging_setup import configure_logging
 from pulp_registry.services import Services
@@ -50,6 +58,12 @@ class DevOptions:
     api_port: int = 8080
     registry_port: int = 5000
     admin_password: str | None = None
+    #: Serve both ports over HTTPS with the dev certificate (or tls_certificate/tls_key when set).
+    tls: bool = False
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,39 @@ def leftover_published(settings: Settings) -> int:
 
 def token_realm(settings: Settings, options: DevOptions) -> str:
     """Where clients get registry tokens: ``token_realm``, or this process's admin port."""
-    return settings.token_realm or f"http://{HOST}:{options.api_port}/token"
+    return settings.token_realm or f"{options.scheme}://{HOST}:{options.api_port}/token"
+
+
+def dev_certificates(settings: Settings) -> CertificatePaths:
+    """The CA and server certificate under ``<data_dir>/certs``: made at first start, kept afterwards.
+
+    For 127.0.0.1 and localhost, the names dev listens on. A set that is only
+    partly there is not replaced (it may be someone's own): that is one line.
+    """
+    directory = Path(settings.data_dir) / CERTS_DIR
+    paths = CertificatePaths.in_directory(directory)
+    needed = (paths.ca_certificate, paths.server_certificate, paths.server_key)
+    if all(path.is_file() for path in needed):
+        return paths
+    if any(path.exists() for path in paths.all()):
+        missing = ", ".join(path.name for path in needed if not path.is_file())
+        raise click.ClickException(
+            f"{directory} lacks {missing}; make a new set with: pulp-registry certs init --dir {directory} "
+            "--host localhost --ip 127.0.0.1 --force")
+    return init_certificates(directory, ["localhost"], ["127.0.0.1"])
+
+
+def server_tls_context(settings: Settings, certificates: CertificatePaths) -> ssl.SSLContext:
+    """What ``--tls`` serves: ``tls_certificate``/``tls_key`` when set, else the dev certificate."""
+    certificate, key = settings.tls_certificate, settings.tls_key
+    if not certificate:
+        certificate, key = str(certificates.server_certificate), str(certificates.server_key)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certificate, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(f"cannot serve TLS with {certificate} and {key}: {exc}") from None
+    return context
 
 
 def crane_settings(settings: Settings, options: DevOptions) -> CraneSettings:
@@ -99,12 +145,15 @@ def crane_settings(settings: Settings, options: DevOptions) -> CraneSettings:
                          poll_interval=CRANE_POLL_INTERVAL, log_level=settings.log_level,
                          token_public_key=settings.token_public_key, token_issuer=settings.token_issuer,
                          token_service=settings.token_service, token_realm=token_realm(settings, options),
-                         anonymous_pull=settings.anonymous_pull)
+                         anonymous_pull=settings.anonymous_pull,
+                         ca_certificate=str(admin_ca_certificate(settings.ca_certificate, settings.data_dir) or ""))
 
 
 def banner(settings: Settings, options: DevOptions, admin: AdminLogin, leftovers: int) -> str:
-    api = f"http://{HOST}:{options.api_port}"
-    crane = f"http://{HOST}:{options.registry_port}"
+    api = f"{options.scheme}://{HOST}:{options.api_port}"
+    crane = f"{options.scheme}://{HOST}:{options.registry_port}"
+    ca_file = admin_ca_certificate(settings.ca_certificate, settings.data_dir)
+    push_tls = "--dest-cert-dir DIR_WITH_CA_CRT" if options.tls else "--dest-tls-verify=false"
     if admin.created and admin.generated:
         login = f"{ADMIN_LOGIN} / {admin.password}   (generated, shown only this once)"
     elif admin.created:
@@ -117,7 +166,7 @@ def banner(settings: Settings, options: DevOptions, admin: AdminLogin, leftovers
         "pulp-registry dev: admin API, Crane and a Celery worker in one process (for trying it out)",
         f"  admin API:    {api}/pulp/api/v2/",
         f"  push to:      {HOST}:{options.api_port}   (registry protocol, e.g. "
-        f"skopeo copy --dest-tls-verify=false --dest-creds {ADMIN_LOGIN}:PASSWORD "
+        f"skopeo copy {push_tls} --dest-creds {ADMIN_LOGIN}:PASSWORD "
         f"oci:LAYOUT:latest docker://{HOST}:{options.api_port}/my/app:latest)",
         f"  pull from:    {settings.pull_host}   (Crane, {crane}/v2/)",
         f"  tokens:       {token_realm(settings, options)}   (signed with {settings.token_private_key}; "
@@ -126,6 +175,15 @@ def banner(settings: Settings, options: DevOptions, admin: AdminLogin, leftovers
         f"                content {settings.storage_path}, published tree {settings.published_dir}",
         f"  admin login:  {login}",
     ]
+    if options.tls:
+        lines += [
+            f"  TLS:          both ports serve HTTPS; clients must trust the CA {ca_file}",
+            f"                (also at {api}/ca.crt), e.g. put it at /etc/containers/certs.d/{HOST}:PORT/ca.crt",
+            f"                (podman, skopeo), /etc/docker/certs.d/{HOST}:PORT/ca.crt (docker), or in a",
+            "                directory given to skopeo --cert-dir / --dest-cert-dir / --src-cert-dir",
+        ]
+    elif ca_file:
+        lines.append(f"  CA:           {ca_file} (at {api}/ca.crt; --tls serves both ports over HTTPS with it)")
     if in_memory(settings):
         lines += [
             "  metadata:     IN MEMORY (mongomock). Repositories, tags, users and tasks are GONE when this",
@@ -180,21 +238,22 @@ def serving(server: BaseWSGIServer, name: str) -> Iterator[threading.Thread]:
         thread.join(timeout=10)
 
 
-def listen(port: int, app: Any, what: str) -> BaseWSGIServer:
-    """A threaded werkzeug server on ``HOST:port``; a busy port is a one-line error, not werkzeug's exit."""
+def listen(port: int, app: Any, what: str, tls: ssl.SSLContext | None = None) -> BaseWSGIServer:
+    """A threaded werkzeug server on ``HOST:port`` (HTTPS with ``tls``); a busy port is a one-line error."""
     try:
         sock = socket.create_server((HOST, port), backlog=128)
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {HOST}:{port} for the {what}: {exc.strerror}") from None
     with sock:  # werkzeug duplicates the descriptor
-        return make_server(HOST, port, app, threaded=True, fd=sock.fileno())
+        return make_server(HOST, port, app, threaded=True, fd=sock.fileno(), ssl_context=tls)
 
 
-def make_servers(options: DevOptions, admin_app: Any, crane_app: Any) -> tuple[BaseWSGIServer, BaseWSGIServer]:
+def make_servers(options: DevOptions, admin_app: Any, crane_app: Any,
+                 tls: ssl.SSLContext | None = None) -> tuple[BaseWSGIServer, BaseWSGIServer]:
     """Bind both ports before anything starts, so a busy port stops start-up cleanly."""
-    admin_server = listen(options.api_port, admin_app, "admin API")
+    admin_server = listen(options.api_port, admin_app, "admin API", tls)
     try:
-        return admin_server, listen(options.registry_port, crane_app, "Crane")
+        return admin_server, listen(options.registry_port, crane_app, "Crane", tls)
     except BaseException:
         admin_server.server_close()
         raise
@@ -208,15 +267,17 @@ def run_dev(settings: Settings, options: DevOptions,
     from pulp_registry.registry_tokens import keys_for
     from workers.embedded import start_embedded_worker
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     with StopSignal() as stop, contextlib.ExitStack() as running:
         Path(settings.storage_path).mkdir(parents=True, exist_ok=True)
         Path(settings.published_dir).mkdir(parents=True, exist_ok=True)
         leftovers = leftover_published(settings) if in_memory(settings) else 0
         services = build_services(settings)
         keys_for(services)   # the token signing key pair: made at first start, before Crane reads its public half
+        certificates = dev_certificates(settings)   # beside them: the CA both ports serve at /ca.crt
+        tls = server_tls_context(settings, certificates) if options.tls else None
         admin_server, crane_server = make_servers(
-            options, create_admin_app(services), create_crane_app(crane_settings(settings, options)))
+            options, create_admin_app(services), create_crane_app(crane_settings(settings, options)), tls)
         running.callback(admin_server.server_close)  # also when the worker fails to start
         running.callback(crane_server.server_close)
         running.enter_context(start_embedded_worker(

@@ -234,6 +234,12 @@ def _ensure_format_file(root: Path) -> None:
         _write_atomic(format_file, fmt.FORMAT_TEXT.encode())
 
 
+def prepare_published_tree(root: Path) -> None:
+    """Make ``root`` a published tree with nothing in it yet, so a Crane started before the first publish is ready."""
+    make_dirs(root)
+    _ensure_format_file(root)
+
+
 def bump_generation(root: Path) -> str:
     """Tell Crane something changed: replace ``generation`` with a new token."""
     token = uuid.uuid4().hex

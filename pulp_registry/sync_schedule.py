@@ -19,8 +19,10 @@ log = logging.getLogger(__name__)
 
 def queue_due_syncs(services: Any) -> list[str]:
     """Submit a sync for every repository whose ``next_sync`` has come; return the task ids."""
-    from pulp_registry import feeds
+    from pulp_registry import feeds, maintenance
 
+    if maintenance.cached_state(services.db) is not None:
+        return []  # read-only maintenance: nothing is claimed, the due syncs run once it is over
     queued = []
     for repo_id in feeds.claim_due(services.db, utcnow()):
         try:

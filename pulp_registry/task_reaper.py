@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pulp_registry import locks, sync_schedule, tasks
+from pulp_registry import locks, sync_schedule, tasks, webhooks
 from pulp_registry.db import as_utc, utcnow
 from pulp_registry.periodic import Periodic
 from pulp_registry.tasks import TaskState
@@ -45,6 +45,7 @@ def _end(services: Any, task: dict[str, Any], code: str, description: str, dispa
     if not tasks.end_running(services.db, task["_id"], code, description, **condition):
         return False  # renewed, ended or reaped by someone else meanwhile
     locks.release(services.db, task["_id"])
+    webhooks.task_ended(services, task["_id"])
     if dispatch:
         tasks.dispatch_next(services, task.get("resources") or [])
     return True

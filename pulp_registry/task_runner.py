@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import Any, Callable
 
-from pulp_registry import locks, task_reaper, tasks
+from pulp_registry import locks, task_metrics, task_reaper, tasks, webhooks
 from pulp_registry.db import Collections
 from pulp_registry.locks import LockBusy
 from pulp_registry.tasks import Progress, TaskCanceled, TaskState, TaskStopped, TaskTimeLimitExceeded
@@ -199,6 +199,13 @@ def run_task(services: Any, task_id: str, work: Work, worker_name: str | None = 
         tasks.dispatch_next(services, resources)
 
 
+def _record(services: Any, task_id: str, worker: str, state: TaskState, **outcome: Any) -> None:
+    """Record the outcome (``tasks.finish``) and, once recorded, notify the webhooks of it."""
+    if tasks.finish(services.db, task_id, worker, state, **outcome):
+        webhooks.task_ended(services, task_id)
+    task_metrics.observe_ended(tasks.CURRENT_TASK.get(), state.value)
+
+
 def _run_claimed(services: Any, task: dict[str, Any], work: Work, worker: str, lease: float,
                  time_limit: float) -> Any:
     db, task_id = services.db, task["_id"]
@@ -212,17 +219,17 @@ def _run_claimed(services: Any, task: dict[str, Any], work: Work, worker: str, l
             except TaskCanceled:
                 progress.flush()
                 log.info("task %s (%s) canceled", task_id, task.get("task_type"))
-                tasks.finish(db, task_id, worker, TaskState.CANCELED)
+                _record(services, task_id, worker, TaskState.CANCELED)
                 return None
             except Exception as exc:  # noqa: BLE001 - every failure becomes the task's error
                 if not isinstance(exc, TaskStopped):
                     log.exception("task %s (%s) failed", task_id, task.get("task_type"))
                 progress.flush()
-                tasks.finish(db, task_id, worker, TaskState.ERROR,
-                             error={"code": type(exc).__name__, "description": str(exc) or type(exc).__name__})
+                _record(services, task_id, worker, TaskState.ERROR,
+                        error={"code": type(exc).__name__, "description": str(exc) or type(exc).__name__})
                 return None
         progress.flush()
-        tasks.finish(db, task_id, worker, TaskState.FINISHED, result=result)
+        _record(services, task_id, worker, TaskState.FINISHED, result=result)
         return result
     finally:
         tasks.CURRENT_TASK.reset(token)

@@ -220,7 +220,12 @@ def submit(services: Any, task_type: str, resources: Iterable[str], *, user: str
 
     For work with a pending twin (``PENDING_STATES``), the pending task is returned and nothing is sent.
     ``user`` defaults to the API caller, else to the user of the task that spawns this one.
+    Refused (``maintenance.ReadOnlyMode``) in read-only mode, unless a running task asks (it finishes its work).
     """
+    if CURRENT_TASK.get() is None:
+        from pulp_registry import maintenance
+
+        maintenance.refuse_when_read_only(services.db)
     task, created = create_unless_pending(services.db, task_type, resources, kwargs, user or requesting_user())
     if not created:
         return task
@@ -402,6 +407,9 @@ def cancel(services: Any, task_id: str) -> dict[str, Any] | None:
             return None
         raise TaskNotCancelable(existing)
     dispatch_next(services, task.get("resources") or [])  # it may have been the head of its queue
+    from pulp_registry import webhooks
+
+    webhooks.task_ended(services, task_id)  # canceled while waiting: it has ended
     return task
 
 

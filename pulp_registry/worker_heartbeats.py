@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from pulp_registry.db import Collections, isoformat, utcnow
+from pulp_registry.db import Collections, as_utc, isoformat, utcnow
 from pulp_registry.periodic import Periodic
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,22 @@ def live_workers(db: Collections, interval: float = HEARTBEAT_INTERVAL) -> list[
     since = utcnow() - timedelta(seconds=3 * interval)
     return [{"name": worker["_id"], "last_heartbeat": isoformat(worker["last_heartbeat"])}
             for worker in db.workers.find({"last_heartbeat": {"$gte": since}}).sort("_id", 1)]
+
+
+def worker_states(db: Collections, interval: float = HEARTBEAT_INTERVAL) -> list[dict[str, Any]]:
+    """Every worker with a heartbeat record: its last heartbeat, seconds since, and whether it counts as online.
+
+    A worker that died keeps its record (only a clean stop removes it), so the status shows it offline.
+    """
+    now = utcnow()
+    states = []
+    for worker in db.workers.find({}).sort("_id", 1):
+        last = as_utc(worker.get("last_heartbeat"))
+        age = (now - last).total_seconds() if last is not None else None
+        states.append({"id": worker["_id"], "last_heartbeat": isoformat(last),
+                       "seconds_since_heartbeat": None if age is None else round(max(age, 0.0), 1),
+                       "online": age is not None and age <= 3 * interval})
+    return states
 
 
 class Heartbeat(Periodic):

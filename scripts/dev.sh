@@ -15,7 +15,7 @@ VENV="${VENV:-.venv}"
 say() { printf 'scripts/dev.sh: %s\n' "$*" >&2; }
 
 . scripts/venv.sh
-ensure_venv . .pulp-registry-installed-dev
+ensure_venv '.[all]' .pulp-registry-installed-dev   # admin side + Crane (setup.cfg extras)
 
 export PATH="$PWD/$VENV/bin:$PATH"
 exec "$VENV/bin/pulp-registry" dev --data-dir ./data "$@"

@@ -4,7 +4,7 @@
 # On a fresh Debian or Ubuntu machine with Python 3.11+ it installs the Debian
 # packages the tests drive (skopeo, umoci, podman, redis-server, rabbitmq-server,
 # docker-registry, slapd, ldap-utils, wrk, nginx, docker-compose, systemd), creates
-# the virtual environment .venv, installs the project with its test extras into it, and runs `python -m pytest` (extra arguments are
+# the virtual environment .venv, installs the project with its `test` extra (all extras + pytest) into it, and runs `python -m pytest` (extra arguments are
 # passed to pytest). The tests start their own servers (redis-server as the
 # Celery broker, slapd, docker-registry, pulp-registry dev) on free 127.0.0.1
 # ports and stop them. Run it again and it only runs the tests.

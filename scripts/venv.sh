@@ -1,7 +1,8 @@
 # Sourced by scripts/dev.sh and scripts/test.sh: the project's virtual environment.
 # The caller sets PYTHON and VENV and defines say().
 
-# ensure_venv TARGET STAMP: create $VENV if needed and `pip install -e TARGET` into it, again only
+# ensure_venv TARGET STAMP: create $VENV if needed and `pip install -e TARGET` into it (TARGET names
+# the extras: '.[all]' for dev, '.[test]' for the tests; see setup.cfg), again only
 # when the package metadata changed (the install is editable, so code changes need nothing).
 ensure_venv() {
     local target="$1" stamp="$VENV/$2" wanted

@@ -36,7 +36,7 @@ def console_script(name: str) -> str:
         return str(beside)
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"{name} is not installed; run `pip install -e .` (scripts/test.sh does)")
+        raise RuntimeError(f"{name} is not installed; run `pip install -e '.[test]'` (scripts/test.sh does)")
     return found
 
 

@@ -77,8 +77,10 @@ def start_embedded_worker(celery_app: Celery, services: Services, concurrency: i
             if not thread.is_alive():
                 raise RuntimeError("the embedded Celery worker stopped while starting")
             if time.monotonic() > deadline:
+                from pulp_registry.cli import redact_url   # the broker's password stays out of the message
+
                 raise RuntimeError(f"the embedded Celery worker was not consuming after {ready_timeout:.0f} s "
-                                   f"(is the broker {celery_app.conf.broker_url!r} reachable?)")
+                                   f"(is the broker {redact_url(celery_app.conf.broker_url)!r} reachable?)")
         log.info("embedded Celery worker %s ready (%d threads)", worker.hostname, concurrency)
         heartbeat = Heartbeat(services.db, task_runner.worker_identity(worker.hostname)).start()
         reaper = Reaper(services).start()

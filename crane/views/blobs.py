@@ -17,7 +17,7 @@ from pulp_registry.registry_errors import BlobUnknown, RangeNotSatisfiable
 
 from crane.published import PublishedRepository
 from crane.send_buffer import limit_unsent
-from crane.views.access import pull_access
+from crane.views.access import may_pull, pull_access
 from crane.views.base import crane_state, external_url
 
 blueprint = Blueprint("blobs", __name__)
@@ -42,7 +42,7 @@ def get_blob(repository: PublishedRepository, digest: str) -> Response:
     size = repository.holds_blob(digest)
     if size is None:
         raise BlobUnknown(f"blob {digest} not found in {repository.name}", detail={"digest": digest})
-    headers = blob_headers(digest, repository.protected)
+    headers = blob_headers(digest, not may_pull(repository))   # "public" only if anyone may pull it
     if request.method == "HEAD":
         response = Response(status=200, headers=headers, content_type=OCTET_STREAM)
         response.headers["Content-Length"] = str(size)

@@ -8,7 +8,7 @@ from pulp_registry.registry_errors import ManifestUnknown
 
 from crane.negotiation import find_manifest, negotiate
 from crane.published import ContentMissing, ManifestInfo, PublishedRepository
-from crane.views.access import pull_access
+from crane.views.access import may_pull, pull_access
 from crane.views.base import crane_state
 
 blueprint = Blueprint("manifests", __name__)
@@ -44,7 +44,8 @@ def get_manifest(repository: PublishedRepository, reference: str) -> Response:
         return Response(status=304, headers={"ETag": f'"{found.digest}"', "Docker-Content-Digest": found.digest})
     accept = request.environ.get("HTTP_ACCEPT")
     manifest = negotiate(repository, found, by_tag, (accept,) if accept else ())
-    headers = manifest_headers(manifest, by_tag, repository.protected)
+    # "public" only when anyone may pull it: shared caches (nginx) store public answers for everyone.
+    headers = manifest_headers(manifest, by_tag, not may_pull(repository))
     if request.method == "HEAD":
         response = Response(status=200, headers=headers)
         response.headers["Content-Length"] = str(manifest.size)

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, request
 from pulp_registry import oci
 
 from crane.published import PublishedRepository
-from crane.views.access import pull_access
+from crane.views.access import may_pull, pull_access
 
 blueprint = Blueprint("referrers", __name__)
 
@@ -39,7 +39,7 @@ def list_referrers(repository: PublishedRepository, digest: str) -> Response:
     oci.validate_digest(digest)
     artifact_type = request.args.get("artifactType") or None
     body = referrers_index(repository, digest, artifact_type)
-    headers = {"Cache-Control": ("private" if repository.protected else "public") + ", no-cache"}
+    headers = {"Cache-Control": ("public" if may_pull(repository) else "private") + ", no-cache"}
     if artifact_type:
         headers[FILTERS_APPLIED] = "artifactType"
     return Response(body, status=200, headers=headers, content_type=oci.OCI_INDEX)

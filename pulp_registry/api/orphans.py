@@ -11,6 +11,7 @@ from pulp_registry import orphan_explanations, orphans, tasks
 from pulp_registry.access import auth_required
 from pulp_registry.api.errors import InvalidBody, api_error_response
 from pulp_registry.api.responses import call_report, json_body, json_response
+from pulp_registry.maintenance import refused_while_read_only
 from pulp_registry.permissions import EXECUTE, READ
 from pulp_registry.services import current_services
 
@@ -41,6 +42,7 @@ def list_orphans() -> Response:
 
 @blueprint.post("/orphans/actions/cleanup/")
 @auth_required(EXECUTE, resource=ORPHANS_PATH)
+@refused_while_read_only
 def cleanup() -> Response:
     """202 with the ``orphan_cleanup`` task; asked again while one waits, that one."""
     body = json_body(("grace_period",))

@@ -10,6 +10,7 @@ from pulp_registry import oci, promotion, repositories, tasks
 from pulp_registry.access import PULL, PUSH, auth_required, current_caller, may
 from pulp_registry.api.errors import Conflict, Forbidden, InvalidBody, NotFound
 from pulp_registry.api.responses import call_report, json_body
+from pulp_registry.maintenance import refused_while_read_only
 from pulp_registry.registry_errors import RegistryError
 from pulp_registry.services import current_services
 
@@ -27,6 +28,7 @@ def _name(body: dict[str, Any], field: str) -> str:
 
 @blueprint.post("/actions/copy/")
 @auth_required(None)  # the repositories are in the body: checked below with the registry's pull and push
+@refused_while_read_only
 def copy_images() -> Response:
     """202 with the ``copy`` task; the target is created now if missing, published by the task."""
     services = current_services()

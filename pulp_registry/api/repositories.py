@@ -6,10 +6,11 @@ from typing import Any
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import history, repositories, tasks
+from pulp_registry import history, repositories, tasks, webhooks
 from pulp_registry.permissions import CREATE, DELETE, EXECUTE, READ, UPDATE
 from pulp_registry.services import current_services
 from pulp_registry.access import auth_required, current_caller, readable_repositories
+from pulp_registry.maintenance import refused_while_read_only
 from pulp_registry.api.errors import ApiError, Conflict, InvalidBody, NotFound, api_error_response
 from pulp_registry.registry_errors import RegistryError
 from pulp_registry.api.responses import call_report, json_body, json_response
@@ -34,6 +35,7 @@ def _spawn(task_type: str, repo_id: str) -> dict[str, Any]:
 
 @blueprint.post("/repositories/")
 @auth_required(CREATE)
+@refused_while_read_only
 def create_repository() -> Response:
     body = json_body(CREATE_FIELDS, required=("name",))
     repo = repositories.create_repository(
@@ -66,6 +68,7 @@ def show_repository(repo_id: str) -> Response:
 
 @blueprint.put("/repositories/<repo_id>/")
 @auth_required(UPDATE)
+@refused_while_read_only
 def update_repository(repo_id: str) -> Response:
     """200 with the repository; 202 with a publish task when ``protected`` changed (Crane must learn it)."""
     body = json_body(("delta",), required=("delta",))
@@ -78,6 +81,7 @@ def update_repository(repo_id: str) -> Response:
 
 @blueprint.delete("/repositories/<repo_id>/")
 @auth_required(DELETE)
+@refused_while_read_only
 def delete_repository(repo_id: str) -> Response:
     """202 with the delete task; asked again while it is pending, the same task (``tasks.submit``)."""
     repositories.require_repository(current_services().db, repo_id)
@@ -86,6 +90,7 @@ def delete_repository(repo_id: str) -> Response:
 
 @blueprint.post("/repositories/<repo_id>/actions/publish/")
 @auth_required(EXECUTE)
+@refused_while_read_only
 def publish_repository(repo_id: str) -> Response:
     """202 with the publish task; while a publish still waits, that one (it will publish what is there)."""
     json_body(())  # no options yet: an unknown field is a mistake worth reporting
@@ -95,6 +100,7 @@ def publish_repository(repo_id: str) -> Response:
 
 @blueprint.post("/repositories/<repo_id>/actions/sync/")
 @auth_required(EXECUTE)
+@refused_while_read_only
 def sync_repository(repo_id: str) -> Response:
     """202 with the ``sync`` task from the repository's feed; with ``dry_run``, a ``sync_preview`` task
     that only says what a sync would do.
@@ -147,6 +153,7 @@ def show_tag(repo_id: str, tag: str) -> Response:
 
 @blueprint.post("/repositories/<repo_id>/actions/remove/")
 @auth_required(DELETE)
+@refused_while_read_only
 def remove_content(repo_id: str) -> Response:
     """Remove tags and manifests (with the referrers only they hold): 202 with the publish that follows.
 
@@ -170,6 +177,8 @@ def remove_content(repo_id: str) -> Response:
     except RegistryError as exc:
         raise _api_error(exc) from None
     publish_task = result.pop("publish_task", None)
+    if webhooks.wanted(services, "delete"):
+        webhooks.notify(services, webhooks.removal_events(services, repo["name"], result))
     return call_report([publish_task] if publish_task else [], result=result)
 
 

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from pulp_registry.access import auth_required
 from pulp_registry.api.responses import json_response
+from pulp_registry.public_urls import crane_base_url, public_pull_host
 from pulp_registry.worker_heartbeats import live_workers
 
 blueprint = Blueprint("api_status", __name__)
@@ -62,13 +63,19 @@ def known_workers(db: Any) -> list[dict[str, Any]]:
 
 
 def status_report(services: Any) -> dict[str, Any]:
+    from pulp_registry.api.health import operations_report, readiness_for
+
+    connected = readiness_for(services).results()   # bounded in time, shared with /readyz
     return {
         "api_version": "2",
         "versions": {"platform_version": platform_version()},
-        "database": {"connected": services.db.ping()},
-        "messaging": {"connected": broker_connected(services.settings.broker_url)},
-        "known_workers": known_workers(services.db),
-        "pull_host": services.settings.pull_host,
+        "version": platform_version(),
+        "database": {"connected": connected["database"]},
+        "messaging": {"connected": connected["broker"]},   # the Celery broker
+        "known_workers": known_workers(services.db) if connected["database"] else [],
+        **operations_report(services, connected),
+        "pull_host": public_pull_host(services.settings),
+        "pull_url": crane_base_url(services.settings),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import content, oci, removal
+from pulp_registry import content, oci, removal, webhooks
 from pulp_registry.access import PULL, REMOVE, auth_required
 from pulp_registry.registry.responses import blob_response, empty
 from pulp_registry.registry_errors import BlobUnknown
@@ -38,4 +38,6 @@ def delete_blob(name: str, digest: str) -> Response:
     oci.validate_digest(digest)
     repo = content.require_repository_by_name(services.db, name)
     removal.unlink_blob(services, repo, digest)
+    if webhooks.wanted(services, "delete"):
+        webhooks.notify(services, [webhooks.blob_event(services, "delete", name, digest)])
     return empty(202, {})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from pulp_registry import content, oci, removal
+from pulp_registry import content, oci, removal, webhooks
 from pulp_registry.access import PULL, PUSH, REMOVE, auth_required
 from pulp_registry.registry.responses import content_response, empty, json_response, manifest_location
 from pulp_registry.registry_errors import ManifestTooLarge, ManifestUnknown
@@ -54,6 +54,10 @@ def put_manifest(name: str, reference: str) -> Response:
         headers["Pulp-Task"] = TASK_HREF.format(task_id=pushed.publish_task["_id"])
     if manifest.subject is not None:
         headers["OCI-Subject"] = manifest.subject.digest
+    if webhooks.wanted(services, "push"):
+        webhooks.notify(services, [webhooks.manifest_event(
+            services, "push", name, digest=manifest.digest, media_type=manifest.media_type, size=len(raw),
+            tag=None if oci.is_digest(reference) else reference)])
     return empty(201, headers)
 
 
@@ -67,6 +71,10 @@ def get_manifest(name: str, reference: str) -> Response:
         raise ManifestUnknown(f"manifest {reference} is unknown: no repository {name}",
                               detail={"reference": reference})
     association, raw = content.get_manifest(services, repo, reference)
+    if request.method == "GET" and webhooks.wanted(services, "pull"):
+        webhooks.notify(services, [webhooks.manifest_event(
+            services, "pull", name, digest=association["digest"], media_type=association["media_type"],
+            size=len(raw), tag=None if oci.is_digest(reference) else reference)])
     return content_response(raw, association["media_type"], association["digest"],
                             head=request.method == "HEAD")
 
@@ -82,6 +90,8 @@ def delete_manifest(name: str, reference: str) -> Response:
         result = removal.remove_manifest(services, repo, reference)
     else:
         result = removal.remove_tag(services, repo, reference)
+    if webhooks.wanted(services, "delete"):
+        webhooks.notify(services, webhooks.removal_events(services, name, result))
     headers = {}
     if result.get("publish_task") is not None:
         headers["Pulp-Task"] = TASK_HREF.format(task_id=result["publish_task"]["_id"])

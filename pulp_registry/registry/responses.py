@@ -13,21 +13,28 @@ from flask import request
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
+from pulp_registry.public_urls import location
 from pulp_registry.registry_errors import RangeInvalid
+from pulp_registry.services import current_services
 
 PREFIX = "/v2"
 
 
 def upload_location(repo_name: str, upload_id: str) -> str:
-    return f"{PREFIX}/{repo_name}/blobs/uploads/{upload_id}"
+    return _location(f"{PREFIX}/{repo_name}/blobs/uploads/{upload_id}")
 
 
 def blob_location(repo_name: str, digest: str) -> str:
-    return f"{PREFIX}/{repo_name}/blobs/{digest}"
+    return _location(f"{PREFIX}/{repo_name}/blobs/{digest}")
 
 
 def manifest_location(repo_name: str, digest: str) -> str:
-    return f"{PREFIX}/{repo_name}/manifests/{digest}"
+    return _location(f"{PREFIX}/{repo_name}/manifests/{digest}")
+
+
+def _location(path: str) -> str:
+    """Relative, or under ``api_public_url`` when set (see ``pulp_registry.public_urls``)."""
+    return location(current_services().settings, path)
 
 
 def upload_range(size: int) -> str:

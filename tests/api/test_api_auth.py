@@ -47,6 +47,9 @@ ENDPOINTS = [
     ("POST", "/pulp/api/v2/actions/login/"),
     ("POST", "/pulp/api/v2/actions/logout/"),
     ("GET", "/pulp/api/v2/whoami/"),
+    ("GET", "/pulp/api/v2/maintenance/"),
+    ("PUT", "/pulp/api/v2/maintenance/"),
+    ("DELETE", "/pulp/api/v2/maintenance/"),
 ]
 PUBLIC = {"/pulp/api/v2/openapi.yaml", "/pulp/api/v2/openapi.json"}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pulp_registry import content
+from pulp_registry.publish import prepare_published_tree
 from tests.images import layout_blob, layout_descriptor
 from tests.servers import console_script, free_port, stop_process, wait_for_http
 
@@ -32,6 +33,7 @@ def store_layout(services: Any, repo: dict[str, Any], layout: Path, tag: str) ->
 @contextlib.contextmanager
 def running_crane(published_dir: str, log: Path, **settings: str) -> Iterator[str]:
     """``crane`` under gunicorn (2 workers) on a free port; yields ``127.0.0.1:PORT``; stopped after."""
+    prepare_published_tree(Path(published_dir))   # as `pulp-registry api` does at start (crane refuses no tree)
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("CRANE_")}
     env.update({f"CRANE_{key.upper()}": value for key, value in settings.items()})

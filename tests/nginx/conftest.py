@@ -1,0 +1,46 @@
+"""One stack for the nginx tests: the shipped nginx config over real api, worker and two Crane processes.
+
+nginx, skopeo and redis-server are Debian packages (scripts/test.sh installs
+them); without one of them the tests skip and say which.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.integration.conftest import redis_url  # noqa: F401  (the session's redis-server)
+from tests.mongo_server import MongoWireServer
+from tests.nginx.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:  # noqa: F811
+    missing = [tool for tool in ("nginx", "skopeo") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (Debian packages; scripts/test.sh installs them)")
+    with MongoWireServer() as mongo:
+        running = Stack(Path(tmp_path_factory.mktemp("nginx-stack")), mongo.url, redis_url)
+        try:
+            running.start()
+        except BaseException:
+            running.stop()
+            sys.stderr.write(running.logs_report())
+            raise
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test shows the tail of every process's log."""
+    outcome = yield
+    report = outcome.get_result()
+    running = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(running, Stack):
+        report.sections.append(("stack logs", running.logs_report()))
