@@ -30,12 +30,13 @@ import enum
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable
 import logging
 from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable
 
 from pymongo import ReturnDocument
 
+from pulp_registry import maintenance, webhooks
 from pulp_registry.db import PROCESS_GUARD, Collections, DuplicateKeyError, isoformat, utcnow
 
 
@@ -223,8 +224,6 @@ def submit(services: Any, task_type: str, resources: Iterable[str], *, user: str
     Refused (``maintenance.ReadOnlyMode``) in read-only mode, unless a running task asks (it finishes its work).
     """
     if CURRENT_TASK.get() is None:
-        from pulp_registry import maintenance
-
         maintenance.refuse_when_read_only(services.db)
     task, created = create_unless_pending(services.db, task_type, resources, kwargs, user or requesting_user())
     if not created:
@@ -402,13 +401,10 @@ def cancel(services: Any, task_id: str) -> dict[str, Any] | None:
             if task is not None:
                 return task
     if task is None:
-        existing = get_task(db, task_id)
-        if existing is None:
+        if (existing := get_task(db, task_id)) is None:
             return None
         raise TaskNotCancelable(existing)
     dispatch_next(services, task.get("resources") or [])  # it may have been the head of its queue
-    from pulp_registry import webhooks
-
     webhooks.task_ended(services, task_id)  # canceled while waiting: it has ended
     return task
 

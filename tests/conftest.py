@@ -17,6 +17,7 @@ from pulp_registry.config import Settings
 from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import Services, build_services
 from pulp_registry.users import create_user
+from tests.servers import free_port, redis_server
 
 pytest_plugins = ["tests.secrets_guard"]
 
@@ -88,3 +89,10 @@ def closed_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis://127.0.0.1:<port>/0`` of a redis-server started for this session."""
+    with redis_server(free_port(), tmp_path_factory.mktemp("redis")) as url:
+        yield url

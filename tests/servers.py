@@ -57,6 +57,42 @@ def poll(check: Callable[[], Any], deadline_s: float, what: str, interval_s: flo
         time.sleep(interval_s)
 
 
+#: Seconds a redis-server started by the tests may take to answer PING.
+REDIS_START_DEADLINE = 15.0
+
+
+@contextlib.contextmanager
+def redis_server(port: int, workdir: Path) -> Iterator[str]:
+    """redis-server on 127.0.0.1:``port`` (no persistence) until the block ends; yields its URL.
+
+    Skips the test when redis-server is not installed (Debian package redis-server).
+    """
+    import pytest
+    import redis
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server); these tests need a real broker")
+    log_path = workdir / f"redis-{port}.log"
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no", "--dir", str(workdir)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server exited:\n{log_path.read_text()}")
+            try:
+                with redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1) as client:
+                    return bool(client.ping())
+            except redis.exceptions.ConnectionError:
+                return False
+        poll(answers, REDIS_START_DEADLINE, f"redis-server answering PING on port {port}", interval_s=0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop_process(process, grace_s=10)
+
+
 def wait_for_http(url: str, deadline_s: float = 30.0, auth: tuple[str, str] | None = None,
                   statuses: Iterable[int] = (200,),
                   alive: Callable[[], None] | None = None) -> requests.Response:

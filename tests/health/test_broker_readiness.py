@@ -1,50 +1,13 @@
 """``/readyz`` follows a real broker: redis-server stopped -> 503 naming ``broker``, started again -> 200."""
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
-from pathlib import Path
-from typing import Iterator
-
-import pytest
-import redis
-
 from pulp_registry.app import create_app
 from pulp_registry.config import Settings
 from pulp_registry.services import build_services
-from tests.servers import free_port, poll
+from tests.servers import free_port, poll, redis_server
 
-REDIS_START_DEADLINE = 15.0
 #: Readiness results are reused for 1.5 s and a check waits at most ~2.5 s: a change shows well within this.
 READINESS_CHANGE_DEADLINE = 10.0
-
-
-@contextlib.contextmanager
-def redis_server(port: int, workdir: Path) -> Iterator[None]:
-    """redis-server on 127.0.0.1:``port`` until the block ends."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    with open(workdir / f"redis-{port}.log", "ab") as log:
-        process = subprocess.Popen([executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                    "--appendonly", "no", "--dir", str(workdir)],
-                                   stdout=log, stderr=subprocess.STDOUT)
-    try:
-        def answers() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"redis-server exited: {(workdir / f'redis-{port}.log').read_text()}")
-            with redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1) as client:
-                return bool(client.ping())
-        poll(answers, REDIS_START_DEADLINE, "redis-server answering PING", interval_s=0.05)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_readyz_names_the_broker_while_it_is_stopped_and_recovers_when_it_is_back(tmp_path):

@@ -1,14 +1,12 @@
 """A real broker (redis-server on a free 127.0.0.1 port) and a real Celery worker taking tasks from it.
 
-The broker is started once per session and stopped at the end. Each test gets
+The broker (``redis_url``, tests/conftest.py) is started once per session. Each test gets
 fresh services (mongomock, a temporary data dir) and an embedded Celery worker
 (``workers.embedded``) consuming from that broker, so a task goes API ->
 redis -> worker exactly as in production, only inside the test process.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,52 +18,12 @@ from pulp_registry.config import Settings
 from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import Services, build_services
 from pulp_registry.users import create_user
-from tests.servers import free_port
 from workers.app import create_celery_app
 from workers.embedded import start_embedded_worker
 
 #: The user the ``auth`` fixture of tests/conftest.py sends.
 ADMIN_LOGIN, ADMIN_PASSWORD = "admin", "admin-password"
-REDIS_START_DEADLINE = 15.0
 TASK_DEADLINE = 60.0
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``redis://127.0.0.1:<port>/0`` of a redis-server started for this session."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server); "
-                    "integration tests need a real broker")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    log_path = workdir / "redis.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir)],
-            stdout=log, stderr=subprocess.STDOUT)
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1)
-    try:
-        deadline = time.monotonic() + REDIS_START_DEADLINE
-        while True:
-            try:
-                if client.ping():
-                    break
-            except redis.exceptions.ConnectionError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not answer PING on port {port}:\n{log_path.read_text()}")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

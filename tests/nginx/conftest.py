@@ -12,13 +12,12 @@ from typing import Iterator
 
 import pytest
 
-from tests.integration.conftest import redis_url  # noqa: F401  (the session's redis-server)
 from tests.mongo_server import MongoWireServer
 from tests.nginx.stack import Stack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:  # noqa: F811
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
     missing = [tool for tool in ("nginx", "skopeo") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (Debian packages; scripts/test.sh installs them)")

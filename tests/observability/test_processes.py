@@ -24,7 +24,6 @@ import requests
 from pulp_registry import tasks
 from pulp_registry.config import Settings
 from pulp_registry.services import Services, build_services
-from tests.integration.conftest import redis_url  # noqa: F401 - the session's redis-server fixture
 from tests.mongo_server import MongoWireServer
 from tests.observability.helpers import value
 from tests.observability.published_tree import make_tree
@@ -169,7 +168,7 @@ def mongo() -> Iterator[MongoWireServer]:
 
 
 @pytest.fixture
-def worker_services(tmp_path: Path, mongo: MongoWireServer, redis_url: str) -> Services:  # noqa: F811 - the imported fixture
+def worker_services(tmp_path: Path, mongo: MongoWireServer, redis_url: str) -> Services:
     with redis.Redis.from_url(redis_url) as client:
         client.flushdb()
     settings = Settings(data_dir=str(tmp_path / "data"), mongo_url=mongo.url, mongo_database=f"t{uuid.uuid4().hex}",

@@ -28,7 +28,6 @@ from pulp_registry.permissions import SUPER_USERS
 from pulp_registry.services import build_services
 from pulp_registry.users import create_user
 from tests.conftest import ADMIN_LOGIN, ADMIN_PASSWORD, basic_auth
-from tests.integration.conftest import redis_url  # noqa: F401 - the session's redis-server
 from tests.mongo_server import MongoWireServer
 from tests.registry.conftest import Pusher
 from tests.webhooks.conftest import SECRET
