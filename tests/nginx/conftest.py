@@ -14,14 +14,17 @@ import pytest
 
 from tests.mongo_server import MongoWireServer
 from tests.nginx.stack import Stack
+from tests.servers import free_port, redis_server
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Runs to the end of the session, so it has a broker of its own: its worker must not take other tests' tasks."""
     missing = [tool for tool in ("nginx", "skopeo") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed (Debian packages; scripts/test.sh installs them)")
-    with MongoWireServer() as mongo:
+    with (MongoWireServer() as mongo,
+          redis_server(free_port(), tmp_path_factory.mktemp("nginx-redis")) as redis_url):
         running = Stack(Path(tmp_path_factory.mktemp("nginx-stack")), mongo.url, redis_url)
         try:
             running.start()
