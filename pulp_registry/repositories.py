@@ -178,8 +178,7 @@ def find_repository_by_name(db: Collections, name: str) -> dict[str, Any] | None
 
 
 def require_repository(db: Collections, repo_id: str) -> dict[str, Any]:
-    repo = get_repository(db, repo_id)
-    if repo is None:
+    if (repo := get_repository(db, repo_id)) is None:
         raise RepositoryNotFound(repo_id)
     return repo
 
