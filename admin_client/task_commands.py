@@ -102,7 +102,7 @@ Examples:
 @click.option("--repo", "repo_name", metavar="NAME", help="Only tasks on repository NAME.")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
               help="Only tasks of this type: publish, copy, delete_repository, orphan_cleanup, sync, "
-                   "sync_preview (repeatable).")
+                   "sync_preview, republish (repeatable).")
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Tasks to show.")
 @OUTPUT_OPTION
 @click.pass_context

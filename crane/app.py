@@ -49,7 +49,8 @@ def create_app(settings: CraneSettings, tree: PublishedTree | None = None, fast_
     app.url_map.converters.update(CONVERTERS)
     app.url_map.strict_slashes = False
     if tree is None:
-        tree = PublishedTree(settings.data_dir, settings.poll_interval, settings.manifest_cache_size)
+        tree = PublishedTree(settings.data_dir, settings.poll_interval, settings.manifest_cache_size,
+                             settings.repository_cache_mib)
     app.extensions["crane"] = CraneState(settings, tree)
     for module in (base, catalog, manifests, blobs, tags, referrers):
         app.register_blueprint(module.blueprint)

@@ -143,6 +143,10 @@ def main(data_dir: str | None, bind: str | None, workers: int | None, threads: i
     check_data_dir(settings.data_dir)   # refuse to start on a tree we cannot read, or on a typo
     try:
         scheme = "https" if tls_options(settings.tls_certificate, settings.tls_key) else "http"
+        if settings.blob_storage == "s3":
+            from crane.s3_blobs import check_at_start
+
+            check_at_start(settings)   # a wrong bucket or endpoint is one line now, not errors on blob GETs
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     check_bind(settings.bind)

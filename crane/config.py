@@ -12,7 +12,9 @@ It then needs ``token_issuer`` and ``token_service`` (a token's ``iss`` and
 ``aud`` must match them), and it is what ``token_realm`` and
 ``anonymous_pull: false`` need: a challenge for tokens nothing can verify
 would lock every client out. ``blob_serving: redirect`` is refused with it,
-since the redirect's URL carries no token and would hand out protected blobs.
+since the redirect's URL carries no token and would hand out protected blobs,
+unless ``blob_storage`` is ``s3``: then the redirect is to a pre-signed URL
+that expires after ``s3_url_expiry`` seconds, given only after the same checks.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from pulp_registry.config import ConfigError, check_tls_pair, load_settings
 #: sendfile path, a hand-off to nginx (``X-Accel-Redirect``) or Apache/lighttpd
 #: (``X-Sendfile``), or a redirect to a content URL (the original Crane's mode).
 BLOB_SERVING_MODES = ("stream", "x-accel-redirect", "x-sendfile", "redirect")
+BLOB_STORAGES = ("filesystem", "s3")
+#: The longest a SigV4 pre-signed URL may be valid (7 days).
+MAX_URL_EXPIRY = 604800
 MAX_DEFAULT_WORKERS = 12
 
 
@@ -48,10 +53,12 @@ class CraneSettings:
     threads: int = 4
     #: Seconds a worker may spend on one request before gunicorn restarts it.
     timeout: int = 120
-    #: At most this often (seconds) a request checks ``generation`` for new publishes.
+    #: At most this often (seconds) a request polls the journal for new publishes.
     poll_interval: float = 1.0
     #: Bytes of manifest content kept in memory per worker.
     manifest_cache_size: int = 64 * 1024 * 1024
+    #: MiB of repository metadata kept per worker (loaded when first asked for, least recently used dropped).
+    repository_cache_mib: int = 32
     #: ``stream``, ``x-accel-redirect``, ``x-sendfile`` or ``redirect`` (see BLOB_SERVING_MODES).
     blob_serving: str = "stream"
     #: For ``x-accel-redirect``: the internal location prefix mapped to ``<data_dir>/blobs``;
@@ -60,6 +67,17 @@ class CraneSettings:
     #: ``stream``: at most this many bytes of a blob wait unsent in the kernel (``TCP_NOTSENT_LOWAT``,
     #: see ``crane.send_buffer``); 0 leaves the system's setting.
     send_lowat: int = 16384
+    #: Where published configs and layers are: ``filesystem`` (``<data_dir>/blobs``) or ``s3`` (the bucket
+    #: the admin side's ``storage_driver: s3`` publishes to; the ``s3_*`` keys below, see crane.s3_blobs).
+    blob_storage: str = "filesystem"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = dataclasses.field(default="", repr=False)
+    #: ``s3`` with ``blob_serving: redirect``: seconds a pre-signed blob URL is valid.
+    s3_url_expiry: int = 300
     #: Token service realm for the ``WWW-Authenticate`` challenge; a path (``/token``) is made
     #: absolute with the request's (forwarded) scheme and host; empty: this host's ``/token``.
     token_realm: str = ""
@@ -99,7 +117,7 @@ class CraneSettings:
             raise ConfigError(f"bind: {self.bind!r} is not HOST:PORT")
         if self.workers == 0:
             object.__setattr__(self, "workers", default_workers())
-        for key in ("workers", "threads", "timeout", "manifest_cache_size"):
+        for key in ("workers", "threads", "timeout", "manifest_cache_size", "repository_cache_mib"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be a positive number, got {getattr(self, key)}")
         if not 0 < self.poll_interval <= 3600:
@@ -110,12 +128,31 @@ class CraneSettings:
             raise ConfigError(f"trusted_proxies: must be 0 or more, got {self.trusted_proxies}")
         if self.blob_serving not in BLOB_SERVING_MODES:
             raise ConfigError(f"blob_serving: {self.blob_serving!r} is not one of {', '.join(BLOB_SERVING_MODES)}")
-        if self.blob_serving in ("x-accel-redirect", "redirect") and not self.blob_url_prefix:
-            raise ConfigError(f"blob_url_prefix: required when blob_serving is {self.blob_serving}")
+        self._check_blob_storage()
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"log_level: {self.log_level!r} is not a logging level")
         check_tls_pair(self.tls_certificate, self.tls_key)
         self._check_token_auth()
+
+    def _check_blob_storage(self) -> None:
+        if self.blob_storage not in BLOB_STORAGES:
+            raise ConfigError(f"blob_storage: {self.blob_storage!r} is not one of {', '.join(BLOB_STORAGES)}")
+        if self.blob_storage == "filesystem":
+            if self.blob_serving in ("x-accel-redirect", "redirect") and not self.blob_url_prefix:
+                raise ConfigError(f"blob_url_prefix: required when blob_serving is {self.blob_serving}")
+            return
+        if self.blob_serving not in ("stream", "redirect"):
+            raise ConfigError(f"blob_serving: {self.blob_serving} cannot serve blobs from S3 (no file to hand "
+                              "over); use redirect (a pre-signed URL) or stream")
+        if not self.s3_bucket:
+            raise ConfigError("s3_bucket: required when blob_storage is s3")
+        if not 1 <= self.s3_url_expiry <= MAX_URL_EXPIRY:
+            raise ConfigError(f"s3_url_expiry: must be between 1 and {MAX_URL_EXPIRY} seconds, "
+                              f"got {self.s3_url_expiry}")
+        try:
+            import boto3  # noqa: F401  (only here: Crane without the s3 extra never imports it)
+        except ImportError:
+            raise ConfigError("blob_storage: s3 needs boto3: pip install 'pulp-registry[s3]'") from None
 
     @property
     def token_auth(self) -> bool:
@@ -141,7 +178,7 @@ class CraneSettings:
             raise ConfigError("token_issuer: required when token_public_key is set (a token's iss must match it)")
         if not self.token_service:
             raise ConfigError("token_service: required when token_public_key is set (a token's aud must match it)")
-        if self.blob_serving == "redirect":
+        if self.blob_serving == "redirect" and self.blob_storage != "s3":
             raise ConfigError("blob_serving: redirect cannot be used with token auth (token_public_key): the "
                               "redirect URL carries no token, so it would hand protected blobs to anyone; use "
                               "stream, x-accel-redirect or x-sendfile")

@@ -14,11 +14,15 @@ views use (``find_manifest``/``negotiate``, ``manifest_headers``,
 ``blob_headers``, ``oci.validate_*``) and tests compare both paths byte for byte.
 
 Header lists are built once per (repository version, path, ``Accept``) and
-kept while that version is served, so a repeated request is a dict lookup and
-``start_response``. Manifest bytes still come from ``PublishedTree.manifest_bytes``
-(its bounded, verified cache), so this cache holds headers only. Each answer
-is counted for ``/metrics`` with a few int additions (``CraneMetrics.record``):
-a ``prometheus_client`` call per request would cost more than the answer.
+kept on that repository object (``PublishedRepository.prepared``, at most
+``MAX_PER_REPOSITORY``), so a repeated request is a few dict lookups and
+``start_response``, an answer is never served for a version no longer served
+(a new version is a new object, with none), and answers go with their
+repository when the repository cache drops it. Manifest bytes still come from
+``PublishedTree.manifest_bytes`` (its bounded, verified cache), so answers
+hold headers only. Each answer is counted for ``/metrics`` with a few int
+additions (``CraneMetrics.record``): a ``prometheus_client`` call per request
+would cost more than the answer.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from pulp_registry.request_log import ROUTE_KEY
 
 from crane.config import CraneSettings
 from crane.negotiation import find_manifest, negotiate
-from crane.published import ContentMissing, ManifestInfo, PublishedRepository, PublishedTree, Snapshot
+from crane.published import ContentMissing, ManifestInfo, PublishedRepository, PublishedTree
 from crane.views.access import anonymous_may_pull
 from crane.views.blobs import OCTET_STREAM, blob_headers
 from crane.views.manifests import manifest_headers
@@ -45,17 +49,15 @@ PREFIX = "/v2/"
 MANIFESTS = "/manifests/"
 BLOBS = "/blobs/"
 OK = "200 OK"
-#: Cached answers per process; past this the cache starts again (odd Accept headers must not grow it for ever).
-MAX_ENTRIES = 10_000
+#: Prepared answers per repository; past this they start again (odd Accept headers must not grow them for ever).
+MAX_PER_REPOSITORY = 64
 #: ``Answer.kind``: the index of what is answered in ``crane.metrics.FAST_KINDS``.
 MANIFEST_GET, MANIFEST_HEAD, BLOB_HEAD = 0, 1, 2
 
 
 class Answer(NamedTuple):
-    """A prepared 200: valid while ``repository`` is the version served under ``name``."""
+    """A prepared 200 of the repository version it is kept on."""
 
-    name: str
-    repository: PublishedRepository
     headers: list[tuple[str, str]]
     #: The manifest whose bytes a GET sends; None for a blob HEAD.
     manifest: ManifestInfo | None
@@ -77,8 +79,8 @@ class FastPath:
         self.tree = tree
         #: Without anonymous pull every pull is Flask's (a token check); settings never change.
         self.anonymous_pull = settings.anonymous_pull
-        self._answers: dict[tuple[str, str, str | None], Answer] = {}
-        self._snapshot: Snapshot | None = None
+        #: The tree's cached repositories by name (the cache only ever changes this dict, never replaces it).
+        self._cached = tree.repositories.items
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -102,18 +104,36 @@ class FastPath:
                 start_response: Callable[..., Any]) -> tuple[Answer, list[bytes]] | None:
         tree = self.tree
         tree.refresh_if_due()
-        snapshot = tree.snapshot
-        if snapshot is not self._snapshot:
-            self._answers = {}   # drop answers of versions no longer served
-            self._snapshot = snapshot
-        key = (method, path, accept)
-        answer = self._answers.get(key)
-        if answer is None or snapshot.repositories.get(answer.name) is not answer.repository:
-            answer = self._prepare(method, path, accept, snapshot)
+        rest = path[len(PREFIX):]
+        name, found, reference = rest.rpartition(MANIFESTS)
+        if found and name and reference and "/" not in reference:
+            key: tuple[Any, ...] = (method, reference, accept)
+        else:
+            name, found, reference = rest.rpartition(BLOBS)
+            if not (method == "HEAD" and found and name and reference and "/" not in reference):
+                return None
+            key = (BLOB_HEAD, reference)
+        cached = self._cached   # ``tree.repository`` inlined for a hit: two C calls (see crane.repository_cache)
+        repository = cached.get(name)
+        if repository is not None:
+            try:
+                cached.move_to_end(name)
+            except KeyError:
+                pass
+        else:
+            repository = tree.repository(name)
+            if repository is None:
+                return None
+        answers = repository.prepared
+        answer = answers.get(key)
+        if answer is None:
+            if key[0] == BLOB_HEAD:
+                answer = self._prepare_blob(repository, name, reference)
+            else:
+                answer = self._prepare_manifest(method, repository, name, reference, accept)
             if answer is None:
                 return None
-            answers = self._answers
-            if len(answers) >= MAX_ENTRIES:
+            if len(answers) >= MAX_PER_REPOSITORY:
                 answers.clear()
             answers[key] = answer
         if method == "HEAD":
@@ -130,28 +150,10 @@ class FastPath:
         start_response(OK, answer.headers)
         return answer, [data]
 
-    def _prepare(self, method: str, path: str, accept: str | None, snapshot: Snapshot) -> Answer | None:
+    def _prepare_manifest(self, method: str, repository: PublishedRepository, name: str, reference: str,
+                          accept: str | None) -> Answer | None:
         """The 200 Flask would send, or None if Flask has to answer (an error, or anything unusual)."""
-        rest = path[len(PREFIX):]
-        name, found, reference = rest.rpartition(MANIFESTS)
-        if found and name and reference and "/" not in reference:
-            return self._prepare_manifest(method, name, reference, accept, snapshot)
-        name, found, digest = rest.rpartition(BLOBS)
-        if method == "HEAD" and found and name and digest and "/" not in digest:
-            return self._prepare_blob(name, digest, snapshot)
-        return None
-
-    def _repository(self, name: str, snapshot: Snapshot) -> PublishedRepository | None:
-        """The repository if Flask would let anyone pull it without reading the request (see access.py)."""
-        repository = snapshot.repositories.get(name)
-        if repository is None or not anonymous_may_pull(repository, self.settings):
-            return None
-        return repository
-
-    def _prepare_manifest(self, method: str, name: str, reference: str, accept: str | None,
-                          snapshot: Snapshot) -> Answer | None:
-        repository = self._repository(name, snapshot)
-        if repository is None:
+        if not anonymous_may_pull(repository, self.settings):   # as access.py decides without the request
             return None
         try:
             oci.validate_name(name)
@@ -164,11 +166,10 @@ class FastPath:
             return None
         headers = list(manifest_headers(manifest, by_tag, repository.protected).items())
         headers += [("Content-Length", str(size)), (API_VERSION_HEADER, API_VERSION)]
-        return Answer(name, repository, headers, manifest, size, MANIFEST_GET if method == "GET" else MANIFEST_HEAD)
+        return Answer(headers, manifest, size, MANIFEST_GET if method == "GET" else MANIFEST_HEAD)
 
-    def _prepare_blob(self, name: str, digest: str, snapshot: Snapshot) -> Answer | None:
-        repository = self._repository(name, snapshot)
-        if repository is None:
+    def _prepare_blob(self, repository: PublishedRepository, name: str, digest: str) -> Answer | None:
+        if not anonymous_may_pull(repository, self.settings):
             return None
         try:
             oci.validate_name(name)
@@ -180,4 +181,4 @@ class FastPath:
             return None
         headers = list(blob_headers(digest, repository.protected).items())
         headers += [("Content-Type", OCTET_STREAM), ("Content-Length", str(size)), (API_VERSION_HEADER, API_VERSION)]
-        return Answer(name, repository, headers, None, size, BLOB_HEAD)
+        return Answer(headers, None, size, BLOB_HEAD)

@@ -1,6 +1,8 @@
 """Paginated lists (tags, catalog) with ``n``/``last`` and the ``Link`` header, as the spec orders them.
 
-Lists are kept sorted in memory, so a page is a bisect and a slice.
+A repository's tags are kept sorted in memory, so a page is a bisect and a slice; the
+catalog pages from the tree's sorted catalog files by the same contract
+(``pulp_registry.published_catalog.CatalogIndex.page``).
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from pulp_registry.metrics import LATENCY_BUCKETS, HttpMetrics, add_observations, metric
 
-from crane.published import PublishedTree, Snapshot
+from crane.published import PublishedTree
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,14 @@ class CraneMetrics:
         self.http = HttpMetrics(PREFIX)
         self.manifests = metric(Counter, "crane_manifests_served", "Manifests served (GET and HEAD, 2xx)", ("method",))
         self.blobs = metric(Counter, "crane_blobs_served", "Blobs served or redirected (GET and HEAD)", ("method",))
-        self.reloads = metric(Counter, "crane_metadata_reloads", "New published versions loaded (summed over workers)")
+        self.reloads = metric(Counter, "crane_metadata_reloads",
+                              "Published changes (journal entries) applied, summed over workers")
         self._flush_lock = threading.Lock()
         self._bounds = list(LATENCY_BUCKETS)
         self._cells = self._new_cells()
         self._retired: tuple[list[list[float]], list[list[float]]] | None = None
         self._reloads_seen = getattr(tree, "reloads", 0)
-        self._newest: tuple[Snapshot | None, float | None] = (None, None)
+        self._newest: tuple[str | None, float | None] = (None, None)
         # Pre-bound children of what the fast path answers, built once.
         self._fast = [(self.http.requests.labels(route, method, "200"),
                        self.http.duration.labels(route, method, "200"),
@@ -126,28 +127,28 @@ class CraneMetrics:
         elif route == BLOB_ROUTE and 200 <= status < 400:
             self.blobs.labels(method).inc()
 
-    def newest_published(self, snapshot: Snapshot) -> float | None:
-        """When the newest version served was published (POSIX seconds); computed once per snapshot."""
-        cached_snapshot, cached = self._newest
-        if cached_snapshot is snapshot:
+    def newest_published(self) -> float | None:
+        """When the newest version this worker saw (loaded, or named by the journal) was published (POSIX s)."""
+        newest = self.tree.newest_version
+        cached_version, cached = self._newest
+        if cached_version == newest:
             return cached
-        newest = max((repository.version for repository in snapshot.repositories.values()), default=None)
         value = version_time(newest) if newest else None
-        self._newest = (snapshot, value)
+        self._newest = (newest, value)
         return value
 
     def collect(self) -> Iterator[Any]:
         """Computed at scrape time in the answering worker, after it caught up with the tree."""
         self.tree.refresh_if_due()
-        snapshot = self.tree.snapshot
-        yield GaugeMetricFamily("crane_repositories_served", "Repositories this Crane serves",
-                                value=len(snapshot.repositories))
-        newest = self.newest_published(snapshot)
+        yield GaugeMetricFamily("crane_repositories_cached",
+                                "Repositories this worker holds in memory (loaded when asked for, within "
+                                "repository_cache_mib)", value=len(self.tree.repositories))
+        newest = self.newest_published()
         if newest is not None:
             yield GaugeMetricFamily("crane_metadata_newest_published_timestamp_seconds",
-                                    "When the newest version Crane serves was published", value=newest)
+                                    "When the newest version this Crane has seen was published", value=newest)
             yield GaugeMetricFamily("crane_metadata_age_seconds",
-                                    "Seconds since the newest version Crane serves was published",
+                                    "Seconds since the newest version this Crane has seen was published",
                                     value=max(time.time() - newest, 0.0))
 
 

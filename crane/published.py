@@ -1,36 +1,72 @@
 """The one reader of the published tree (docs/published-format.md).
 
-Every repository's live ``repository.json`` is held in memory as an immutable
-``PublishedRepository``; all of them together form one immutable ``Snapshot``
-whose reference is swapped in one assignment, so a request that took a
-repository keeps that version to the end while other threads reload. At most
-once per ``poll_interval`` a request reads the ``generation`` file; when it
-changed, each repository's ``current`` link is read and only repositories
-whose link target changed are loaded again (always through the version
-directory the link named, so a half-written version is never seen).
-A lookup that misses (unknown name, tag, manifest or blob) reads
-``generation`` at once before a 404 is answered, since another worker may
-already serve a newer version. Referrers are indexed by subject when a
-version is loaded, never per request.
+A Crane worker holds only the repositories it is asked for: ``repository(name)``
+loads one on a miss (``versions/<v>/repository.json`` of the version the
+journal last named for it, else of the version its ``current`` link names)
+into a ``RepositoryCache`` bounded in MiB, least recently used dropped first.
+Nothing is scanned at start-up: opening the tree reads ``FORMAT`` and positions
+a ``JournalReader`` at the end of the journal, both O(1).
+
+At most once per ``poll_interval`` a request polls the journal: each change
+evicts that repository (the next request loads the version the journal named)
+and a change of the catalog files drops the catalog indexes. If the reader lost
+track (a segment deleted, a new tree), everything cached is forgotten. Each
+poll also re-reads the ``current`` link of a few cached repositories, round
+robin (``SAFETY_NET_LINKS``): the safety net for a publisher killed between its
+switch of ``current`` and its journal append.
+
+A lookup that misses (unknown name, tag, manifest or blob) polls the journal at
+once and re-reads that repository's ``current`` link before a 404 is answered
+(``refresh_on_miss``), since another worker may already serve a newer version.
+A repository object never changes: a request that took one keeps that version
+to the end while other threads load newer ones.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Callable
+
+from orjson import loads   # a cache miss parses one repository.json: several times faster than json's
 
 from pulp_registry import oci
 from pulp_registry import published_format as fmt
+from pulp_registry.published_catalog import CatalogIndex
+from pulp_registry.published_journal import JournalReader
+
+from crane.published_repository import (ManifestInfo, PublishedRepository, Referrer, parse_repository,
+                                        referrer_of)
+from crane.repository_cache import REMOVED, RepositoryCache
+
+__all__ = ["ContentMissing", "ManifestCache", "ManifestInfo", "PublishedFormatError", "PublishedRepository",
+           "PublishedTree", "Referrer", "parse_repository", "read_format", "referrer_of"]
 
 log = logging.getLogger("crane.published")
+
+
+
+def read_file(path: str) -> bytes:
+    """A whole small file, with two system calls fewer than ``open().read()``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)
+        while len(data) <= size:   # short read (or the file grew): read on to the end
+            more = os.read(fd, 1 << 16)
+            if not more:
+                break
+            data += more
+        return data
+    finally:
+        os.close(fd)
+
+#: Cached repositories whose ``current`` link each poll re-reads (see module doc).
+SAFETY_NET_LINKS = 32
+UPGRADE_HINT = "run `pulp-registry republish --all` on the admin side to upgrade it"
 
 
 class PublishedFormatError(RuntimeError):
@@ -39,128 +75,6 @@ class PublishedFormatError(RuntimeError):
 
 class ContentMissing(LookupError):
     """Listed content whose bytes are not (or no longer correctly) in ``blobs/``."""
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestInfo:
-    digest: str
-    media_type: str
-    size: int
-    artifact_type: str | None = None
-    config_media_type: str | None = None
-    subject: str | None = None
-    #: For a list or index: ``((child digest, platform dict), ...)``.
-    platforms: tuple[tuple[str, Mapping[str, Any]], ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Referrer:
-    """One manifest whose ``subject`` is another: its referrers-API descriptor, encoded once at load."""
-
-    digest: str
-    #: ``artifactType`` as the referrers API reports it (the manifest's, else its config media type).
-    artifact_type: str | None
-    #: The descriptor as JSON text, ready to be joined into the referrers index.
-    descriptor_json: str
-
-    @property
-    def descriptor(self) -> dict[str, Any]:
-        return json.loads(self.descriptor_json)
-
-
-_NO_REFERRERS: Mapping[str, tuple[Referrer, ...]] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class PublishedRepository:
-    """One published version of one repository; never changes once built."""
-
-    name: str
-    repo_id: str
-    protected: bool
-    version: str
-    tags: Mapping[str, str]
-    manifests: Mapping[str, ManifestInfo]
-    blobs: Mapping[str, int]
-    sorted_tags: tuple[str, ...]
-    #: Subject digest -> the manifests of this repository that refer to it, by digest.
-    referrers: Mapping[str, tuple[Referrer, ...]] = field(default_factory=lambda: _NO_REFERRERS)
-
-    def holds_blob(self, digest: str) -> int | None:
-        """Size of ``digest`` if this repository may serve it as a blob (layers, configs, its manifests)."""
-        size = self.blobs.get(digest)
-        if size is None:
-            manifest = self.manifests.get(digest)
-            size = manifest.size if manifest is not None else None
-        return size
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything Crane serves at one moment: repositories by name, public names sorted."""
-
-    repositories: Mapping[str, PublishedRepository] = field(default_factory=dict)
-    public_names: tuple[str, ...] = ()
-    #: Repository directory name -> the ``current`` link target its repository was loaded from.
-    link_targets: Mapping[str, str] = field(default_factory=dict)
-
-
-def _platforms(raw: Any) -> tuple[tuple[str, Mapping[str, Any]], ...] | None:
-    if not raw:
-        return None
-    return tuple((sys.intern(item["digest"]), MappingProxyType(dict(item.get("platform") or {})))
-                 for item in raw)
-
-
-def referrer_of(digest: str, info: Mapping[str, Any]) -> Referrer:
-    """The referrers-API entry of a manifest (OCI distribution spec 1.1, "Listing Referrers").
-
-    ``artifactType`` is the manifest's own; if empty, an image manifest's config
-    media type; an index without one has none. Annotations are the manifest's.
-    """
-    media_type = info["media_type"]
-    artifact_type = info.get("artifact_type") or None
-    if artifact_type is None and media_type not in oci.LIST_MEDIA_TYPES:
-        artifact_type = info.get("config_media_type") or None
-    descriptor: dict[str, Any] = {"mediaType": media_type, "digest": digest, "size": int(info["size"])}
-    if artifact_type:
-        descriptor["artifactType"] = artifact_type
-    if info.get("annotations"):
-        descriptor["annotations"] = dict(info["annotations"])
-    return Referrer(digest, artifact_type, json.dumps(descriptor, separators=(",", ":")))
-
-
-def _referrers(doc_manifests: Mapping[str, Any]) -> Mapping[str, tuple[Referrer, ...]]:
-    by_subject: dict[str, list[Referrer]] = {}
-    for digest, info in doc_manifests.items():
-        subject = info.get("subject")
-        if subject:
-            by_subject.setdefault(oci.validate_digest(subject), []).append(referrer_of(digest, info))
-    if not by_subject:
-        return _NO_REFERRERS
-    return MappingProxyType({subject: tuple(sorted(found, key=lambda referrer: referrer.digest))
-                             for subject, found in by_subject.items()})
-
-
-def parse_repository(doc: Mapping[str, Any], version: str) -> PublishedRepository:
-    """Build the in-memory form of a ``repository.json``; raise ValueError if it is not one."""
-    if doc.get("format") != fmt.FORMAT_VERSION:
-        raise ValueError(f"format {doc.get('format')!r} is not {fmt.FORMAT_VERSION}")
-    name = oci.validate_name(doc["name"])
-    manifests: dict[str, ManifestInfo] = {}
-    for digest, info in doc["manifests"].items():
-        digest = sys.intern(oci.validate_digest(digest))
-        manifests[digest] = ManifestInfo(
-            digest=digest, media_type=sys.intern(info["media_type"]), size=int(info["size"]),
-            artifact_type=info.get("artifact_type"), config_media_type=info.get("config_media_type"),
-            subject=info.get("subject"), platforms=_platforms(info.get("platforms")))
-    tags = {sys.intern(tag): sys.intern(oci.validate_digest(digest)) for tag, digest in doc["tags"].items()}
-    blobs = {sys.intern(oci.validate_digest(digest)): int(size) for digest, size in doc["blobs"].items()}
-    fmt.check_repository(doc)   # the rules the publisher checks before it switches to a version
-    return PublishedRepository(
-        name=name, repo_id=str(doc.get("repo_id", "")), protected=bool(doc.get("protected", False)),
-        version=version, tags=MappingProxyType(tags), manifests=MappingProxyType(manifests),
-        blobs=MappingProxyType(blobs), sorted_tags=tuple(sorted(tags)), referrers=_referrers(doc["manifests"]))
 
 
 def read_format(root: Path) -> bool:
@@ -173,10 +87,31 @@ def read_format(root: Path) -> bool:
         log.warning("cannot read %s: %s", root / fmt.FORMAT_FILE, exc)
         return False
     if text.strip() != fmt.FORMAT_TEXT.strip():
-        raise PublishedFormatError(
-            f"{root / fmt.FORMAT_FILE} says {text.strip()!r}; this Crane reads only "
-            f"{fmt.FORMAT_TEXT.strip()!r}. Upgrade Crane or point data_dir at a tree it can read.")
+        raise PublishedFormatError(format_problem(root, text))
     return True
+
+
+def format_problem(root: Path, text: str) -> str:
+    """One line saying why a ``FORMAT`` file of another format is refused, and what to do."""
+    found = text.strip()
+    if found.startswith("pulp-registry-published ") and found.rsplit(" ", 1)[1].isdigit() \
+            and int(found.rsplit(" ", 1)[1]) < fmt.FORMAT_VERSION:
+        return (f"{root / fmt.FORMAT_FILE} says {found!r}: this Crane reads only {fmt.FORMAT_TEXT.strip()!r}; "
+                f"{UPGRADE_HINT}")
+    return (f"{root / fmt.FORMAT_FILE} says {found!r}; this Crane reads only {fmt.FORMAT_TEXT.strip()!r}. "
+            "Upgrade Crane or point data_dir at a tree it can read.")
+
+
+def _version_of_link(target: str) -> str | None:
+    """``versions/<v>`` -> ``<v>``; None for anything else (a link must not lead outside ``versions/``)."""
+    prefix, _, version = target.partition("/")
+    if prefix != fmt.VERSIONS_DIR or not _is_version_name(version):
+        return None
+    return version
+
+
+def _is_version_name(version: str) -> bool:
+    return bool(version) and "/" not in version and not version.startswith(".") and "\0" not in version
 
 
 class ManifestCache:
@@ -212,156 +147,255 @@ class PublishedTree:
     """The published tree as Crane sees it; one per process, shared by all threads."""
 
     def __init__(self, root: str | os.PathLike[str], poll_interval: float = 1.0,
-                 manifest_cache_size: int = 64 * 1024 * 1024,
+                 manifest_cache_size: int = 64 * 1024 * 1024, repository_cache_mib: float = 32,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.root = Path(root)
+        # Paths are built as strings on the load path: pathlib's joins cost more than the read they lead to.
+        self._repositories_dir = os.path.join(self.root, fmt.REPOSITORIES_DIR)
+        self._blobs_dir = os.path.join(self.root, fmt.BLOBS_DIR)
         self.poll_interval = poll_interval
         self._clock = clock
-        self._cache = ManifestCache(manifest_cache_size)
-        self._reload_lock = threading.Lock()
-        self._snapshot = Snapshot()
-        self._generation: str | None | object = object()   # never equal to a real token
+        self._manifests = ManifestCache(manifest_cache_size)
+        self.repositories = RepositoryCache(int(repository_cache_mib * 1024 * 1024))
+        self._poll_lock = threading.Lock()
+        self._journal = JournalReader(self.root)
+        self._catalogs: dict[str, CatalogIndex] = {}
         self._next_check = 0.0
-        #: Versions of the tree loaded so far (each changed ``generation`` seen): Crane's reload metric.
+        self._round_robin = 0
+        #: Changes applied from the journal (Crane's reload metric).
         self.reloads = 0
-        self._format_ok = read_format(self.root)   # raises on an unknown format: refuse to start
-        if not self._format_ok:
+        #: The newest version seen (loaded or named by the journal): the metadata-age metric.
+        self.newest_version: str | None = None
+        self._format_ok = read_format(self.root)   # raises on another format: refuse to start
+        if self._format_ok:
+            self._journal.start()   # at the end, nothing replayed; without a journal yet, its first poll starts it
+        else:
             log.warning("no published tree at %s (no %s file): serving no repositories until one is published",
                         self.root, fmt.FORMAT_FILE)
-        self.refresh()
+        self._next_check = self._clock() + self.poll_interval
 
     # --- what requests use ------------------------------------------------------
 
-    @property
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
-
     def repository(self, name: str) -> PublishedRepository | None:
-        return self._snapshot.repositories.get(name)
+        """The version served under ``name``, loaded if not cached; None if not published."""
+        repository = self.repositories.get(name)
+        if repository is None:
+            repository = self._load(name)
+        return repository
 
     def refresh_if_due(self) -> None:
         """Called by every request: a clock read unless ``poll_interval`` has passed."""
         if self._clock() >= self._next_check:
             self.refresh()
 
+    def refresh_on_miss(self, name: str | None = None) -> None:
+        """A lookup missed: catch up with the latest publish now, whatever the poll interval says.
+
+        Another worker (or Crane instance) may already serve a newer version, and
+        a client's next request -- the blob of a manifest it just got, a tag it
+        just listed -- can land here. So a miss polls the journal (waiting for a
+        poll another thread started) and re-reads ``name``'s ``current`` link
+        before it is answered with a 404. Hits never pay for this.
+        """
+        with self._poll_lock:
+            self._poll_journal()
+        if name is not None:
+            self._recheck_link(name)
+
     def manifest_bytes(self, manifest: ManifestInfo) -> bytes:
         """The exact stored bytes of a manifest, verified once when first read."""
-        data = self._cache.get(manifest.digest)
+        data = self._manifests.get(manifest.digest)
         if data is None:
-            path = fmt.blob_path(self.root, manifest.digest)
+            algorithm, hexdigest = manifest.digest.split(":", 1)   # ManifestInfo digests are validated
+            path = f"{self._blobs_dir}/{algorithm}/{hexdigest}"
             try:
-                data = path.read_bytes()
+                data = read_file(path)
             except OSError as exc:
                 log.error("manifest %s is listed but cannot be read: %s", manifest.digest, exc)
                 raise ContentMissing(manifest.digest) from None
-            algorithm = manifest.digest.split(":", 1)[0]
             if oci.compute_digest(data, algorithm) != manifest.digest:
                 log.error("manifest %s: bytes in %s do not match their digest", manifest.digest, path)
                 raise ContentMissing(manifest.digest)
-            self._cache.put(manifest.digest, data)
+            self._manifests.put(manifest.digest, data)
         return data
 
     def blob_file(self, digest: str) -> Path:
         """Path of a blob's bytes; ``digest`` must have been validated."""
         return fmt.blob_path(self.root, digest)
 
-    # --- reloading --------------------------------------------------------------
+    def catalog(self, which: str) -> CatalogIndex:
+        """The sorted names of ``catalog/<which>`` (``fmt.CATALOG_ALL`` or ``fmt.CATALOG_PUBLIC``).
+
+        Opened when first asked for and dropped when the journal says the files
+        changed. A dropped index is not closed here: a request in another thread
+        may still be paging through it; its mapping goes with the last reference.
+        """
+        index = self._catalogs.get(which)
+        if index is None:
+            index = CatalogIndex(self.root / fmt.CATALOG_DIR / which)
+            self._catalogs[which] = index
+        return index
+
+    # --- following the journal ------------------------------------------------------
 
     def refresh(self) -> None:
-        """Reload what changed if ``generation`` moved; threads that find a reload under way go on."""
-        if not self._reload_lock.acquire(blocking=False):
+        """Poll the journal (and re-check a few links); threads that find a poll under way go on."""
+        if not self._poll_lock.acquire(blocking=False):
             return
         try:
-            self._refresh_locked()
+            self._next_check = self._clock() + self.poll_interval
+            if self._poll_journal():
+                self._check_some_links()
         finally:
-            self._reload_lock.release()
+            self._poll_lock.release()
 
-    def refresh_on_miss(self) -> None:
-        """A lookup missed: catch up with the latest publish now, whatever the poll interval says.
-
-        Another worker (or Crane instance) may already serve a newer version, and
-        a client's next request -- the blob of a manifest it just got, a tag it
-        just listed -- can land here. So a miss reads ``generation`` before it is
-        answered with a 404 and, if it moved, reloads (waiting for a reload
-        another thread started). Hits never pay for this.
-        """
-        if self._format_ok and self._read_generation() == self._generation:
-            return
-        with self._reload_lock:
-            self._refresh_locked()
-
-    def _refresh_locked(self) -> None:
-        self._next_check = self._clock() + self.poll_interval
+    def _poll_journal(self) -> bool:
+        """Apply the journal's new changes (caller holds ``_poll_lock``); False if there is no tree to follow."""
         if not self._format_ok:
             try:
                 self._format_ok = read_format(self.root)
             except PublishedFormatError as exc:
                 log.error("%s", exc)
-                return
+                return False
             if not self._format_ok:
-                return
-        generation = self._read_generation()
-        if generation == self._generation:
-            return
-        self._snapshot = self._scan(self._snapshot)
-        self._generation = generation
-        self.reloads += 1
+                return False
+        changes = self._journal.poll()
+        if changes is None:   # lost track (or the journal appeared): the reader is at its end now
+            log.warning("%s: lost track of the journal: forgetting every cached repository",
+                        self.root / fmt.JOURNAL_DIR)
+            self._forget_all()
+            return True
+        if not changes:
+            return True
+        cache = self.repositories
+        with cache.lock:
+            for change in changes:
+                version = change.version
+                if version is not None and not _is_version_name(version):
+                    log.error("journal names version %r of %r, which is not a version name: ignored",
+                              version, change.name)
+                    cache.evict(change.name)   # loads read ``current``
+                    cache.recent.pop(change.name, None)
+                    continue
+                cache.note_version(change.name, REMOVED if version is None else version)
+                if version is not None and (self.newest_version is None or version > self.newest_version):
+                    self.newest_version = version
+        if any(change.catalog for change in changes):
+            self._catalogs = {}
+        self.reloads += len(changes)
+        return True
 
-    def _read_generation(self) -> str | None:
+    def _forget_all(self) -> None:
+        with self.repositories.lock:
+            self.repositories.clear()
+        self._catalogs = {}
+
+    def _check_some_links(self) -> None:
+        """Re-read the ``current`` link of a few cached repositories, round robin.
+
+        The journal is how changes are seen; this is only the safety net for a
+        publisher killed after it switched ``current`` but before it appended to
+        the journal. ``SAFETY_NET_LINKS`` per poll keeps the cost fixed whatever
+        the cache holds.
+        """
+        names = list(self.repositories.items)   # one C-level copy under the GIL
+        if not names:
+            return
+        start = self._round_robin % len(names)
+        self._round_robin = start + SAFETY_NET_LINKS
+        for name in names[start:start + SAFETY_NET_LINKS]:
+            self._recheck_link(name)
+
+    def _recheck_link(self, name: str) -> None:
+        """Evict ``name`` if its ``current`` link names a newer version than the one served.
+
+        An older one is a stale view (NFS attribute caching) of a switch the
+        journal already told us of: version names sort by publish time.
+        """
+        served = self.repositories.items.get(name)
+        if served is None:
+            return
+        linked = self._read_link(name)
+        if linked is None:
+            with self.repositories.lock:
+                if self.repositories.recent.get(name) is None:
+                    self.repositories.evict(name, keep_stale=False)   # removed: the journal line will follow
+            return
+        if linked <= served.version or self.repositories.unreadable.get(name) == linked:
+            return
+        with self.repositories.lock:
+            if self.repositories.items.get(name) is served:
+                self.repositories.note_version(name, linked)
+
+    # --- loading ----------------------------------------------------------------
+
+    def _repository_dir(self, name: str) -> str:
+        """``fmt.repository_dir`` as a string, for a validated name: ``quote(name, safe="")`` changes only
+        its ``/`` (names are ``[a-z0-9]`` components joined by ``.``, ``_``, ``__``, ``-`` and ``/``)."""
+        return f"{self._repositories_dir}/{name.replace('/', '%2F')}"
+
+    def _read_link(self, name: str) -> str | None:
+        """The version ``current`` names, for a validated name; None if there is none (or it is not a version)."""
         try:
-            return (self.root / fmt.GENERATION_FILE).read_text()
+            target = os.readlink(f"{self._repository_dir(name)}/{fmt.CURRENT_LINK}")
         except OSError:
             return None
+        version = _version_of_link(target)
+        if version is None:
+            log.error("%s: current points at %r, outside versions/; not served", self._repository_dir(name), target)
+        return version
 
-    def _scan(self, old: Snapshot) -> Snapshot:
-        repositories_dir = self.root / fmt.REPOSITORIES_DIR
-        try:
-            entries = sorted(os.listdir(repositories_dir))
-        except FileNotFoundError:
-            entries = []
-        old_by_dir = {fmt.encode_name(repo.name): repo for repo in old.repositories.values()}
-        repositories: dict[str, PublishedRepository] = {}
-        link_targets: dict[str, str] = {}
-        for entry in entries:
-            repo_dir = repositories_dir / entry
-            try:
-                target = os.readlink(repo_dir / fmt.CURRENT_LINK)
-            except OSError:
-                continue   # being created or removed, or not a repository
-            previous = old_by_dir.get(entry)
-            old_target = old.link_targets.get(entry)
-            if previous is not None and old_target == target:
-                repositories[previous.name] = previous
-                link_targets[entry] = target
-                continue
-            repository = self._load(repo_dir, target)
-            if repository is not None and fmt.encode_name(repository.name) != entry:
-                log.error("%s: repository.json names %r, which belongs in another directory; skipped",
-                          repo_dir, repository.name)
-                repository = None
-            if repository is not None:
-                repositories[repository.name] = repository
-                link_targets[entry] = target
-            elif previous is not None and old_target is not None:
-                # Keep serving the last good version; the next publish is tried again.
-                repositories[previous.name] = previous
-                link_targets[entry] = old_target
-        public = tuple(sorted(name for name, repo in repositories.items() if not repo.protected))
-        return Snapshot(MappingProxyType(repositories), public, MappingProxyType(link_targets))
-
-    def _load(self, repo_dir: Path, target: str) -> PublishedRepository | None:
-        version_dir = Path(os.path.normpath(repo_dir / target))
-        if version_dir.parent != Path(os.path.normpath(repo_dir / fmt.VERSIONS_DIR)):
-            log.error("%s: current points at %r, outside versions/; skipped", repo_dir, target)
+    def _load(self, name: str) -> PublishedRepository | None:
+        """Load ``name`` into the cache; a change for it during the load makes it start once more."""
+        if not self._format_ok:
             return None
         try:
-            with open(version_dir / fmt.REPOSITORY_JSON, "rb") as handle:
-                doc = json.load(handle)
-            return parse_repository(doc, version_dir.name)
+            oci.validate_name(name)   # the fast path looks names up before it validates them
+        except Exception:   # noqa: BLE001 - an invalid name is simply not published
+            return None
+        cache = self.repositories
+        repository: PublishedRepository | None = None
+        for _ in range(2):
+            with cache.lock:
+                epoch, recent = cache.epoch, cache.recent.get(name)
+            if recent == REMOVED:
+                return None
+            version = recent if recent else self._read_link(name)
+            if version is None:
+                return None
+            repository, missing = self._read_version(name, version)
+            if missing:   # superseded and deleted while we read: catch up with the publish that did it
+                with self._poll_lock:
+                    self._poll_journal()
+                continue
+            with cache.lock:
+                if cache.epoch != epoch or cache.recent.get(name) != recent:
+                    continue   # a change (or a reset) came while reading: read what it names
+                if repository is not None:
+                    if self.newest_version is None or version > self.newest_version:
+                        self.newest_version = version
+                    return cache.insert(repository)
+                previous = cache.take_stale(name)
+                if previous is None:
+                    return None
+                cache.unreadable[name] = version   # keep serving the last good version; the next publish is tried
+                return cache.insert(previous)
+        return repository   # changed twice while loading: serve what was read, without keeping it
+
+    def _read_version(self, name: str, version: str) -> tuple[PublishedRepository | None, bool]:
+        """``versions/<version>`` of ``name`` parsed; None (logged) if it cannot be; and whether it was missing."""
+        path = f"{self._repository_dir(name)}/{fmt.VERSIONS_DIR}/{version}/{fmt.REPOSITORY_JSON}"
+        try:
+            data = read_file(path)
+            repository = parse_repository(loads(data), version, len(data))
         except FileNotFoundError:
-            log.warning("%s: version %s vanished while loading (a newer publish will follow)", repo_dir, target)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.error("%s: cannot load version %s: %s", repo_dir, target, exc)
+            log.info("%s: version %s vanished while loading (a newer publish replaced it)", name, version)
+            return None, True
         except Exception as exc:   # noqa: BLE001 - a bad file must not take Crane down
-            log.error("%s: cannot load version %s: %s", repo_dir, target, exc)
-        return None
+            log.error("%s: cannot load version %s: %s", self._repository_dir(name), version, exc)
+            return None, False
+        if repository.name != name:
+            log.error("%s: repository.json names %r, which belongs in another directory; not served",
+                      path, repository.name)
+            return None, False
+        return repository, False

@@ -374,9 +374,9 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
 
 
 def _add_operator_commands() -> None:
-    from pulp_registry.commands import backup, certs, init, install, maintenance
+    from pulp_registry.commands import backup, certs, init, install, maintenance, republish
 
-    for module in (init, certs, install, maintenance, backup):
+    for module in (init, certs, install, maintenance, backup, republish):
         for command in module.COMMANDS:
             cli.add_command(command)
 

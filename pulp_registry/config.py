@@ -127,8 +127,17 @@ class Settings:
     data_dir: str = "/var/lib/pulp-registry"
     #: Content storage (blobs and manifests); default ``<data_dir>/content``.
     storage_path: str = ""
-    #: Storage driver; only ``filesystem`` for now.
+    #: ``filesystem`` (``storage_path``) or ``s3`` (the ``s3_*`` keys): content, and the published
+    #: configs and layers, live in the bucket; ``published_dir`` keeps the metadata and manifests.
     storage_driver: str = "filesystem"
+    #: ``s3``: the bucket, a key prefix (``registry/``), the endpoint (empty: AWS), region and keys
+    #: (empty: boto3's own chain -- environment, ~/.aws, instance role).
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = dataclasses.field(default="", repr=False)
     #: The tree Crane serves; default ``<data_dir>/published``.
     published_dir: str = ""
     #: ``mongodb://...`` for MongoDB, ``mongomock://`` for an in-memory database.
@@ -211,8 +220,10 @@ class Settings:
             object.__setattr__(self, "storage_path", str(Path(self.data_dir) / "content"))
         if not self.published_dir:
             object.__setattr__(self, "published_dir", str(Path(self.data_dir) / "published"))
-        if self.storage_driver != "filesystem":
-            raise ConfigError(f"storage_driver: unknown driver {self.storage_driver!r} (known: filesystem)")
+        if self.storage_driver not in ("filesystem", "s3"):
+            raise ConfigError(f"storage_driver: unknown driver {self.storage_driver!r} (known: filesystem, s3)")
+        if self.storage_driver == "s3" and not self.s3_bucket:
+            raise ConfigError("s3_bucket: required when storage_driver is s3")
         if not self.mongo_url.startswith(("mongodb://", "mongodb+srv://", "mongomock://")):
             scheme = self.mongo_url.partition("://")[0] + "://" if "://" in self.mongo_url else "(none)"
             raise ConfigError(f"mongo_url: scheme {scheme} is not mongodb:// or mongomock://")   # no password shown
@@ -289,7 +300,7 @@ def check_tls_pair(certificate: str, key: str) -> None:
 
 
 #: Settings whose values are secrets: never printed, logged or answered (``list[].key``: that key of each item).
-SECRET_KEYS = ("ldap.bind_password", "webhooks[].secret")
+SECRET_KEYS = ("ldap.bind_password", "webhooks[].secret", "s3_secret_access_key")
 #: Settings holding URLs whose passwords are hidden when printed (``list[].key`` as above).
 URL_KEYS = ("mongo_url", "broker_url", "webhooks[].url")
 

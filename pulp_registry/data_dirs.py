@@ -1,7 +1,7 @@
 """The directories an admin-side process writes to, made at start-up so a bad path stops it in one line.
 
 ``storage_path`` (content) and ``published_dir`` (the tree Crane reads, with its
-``FORMAT`` file, so a Crane pointed at it is ready before the first publish).
+``FORMAT`` file, journal and catalog, so a Crane pointed at it is ready before the first publish).
 A directory that cannot be made is a ``ConfigError`` naming the setting, which
 the command line prints as one line instead of a traceback.
 """

@@ -138,10 +138,19 @@ def server_tls_context(settings: Settings, certificates: CertificatePaths) -> ss
 
 
 def crane_settings(settings: Settings, options: DevOptions) -> CraneSettings:
-    """Crane in token mode: it trusts the admin side's public key and sends clients to its ``/token``."""
+    """Crane in token mode: it trusts the admin side's public key and sends clients to its ``/token``.
+
+    With ``storage_driver: s3`` it serves configs and layers from the same bucket (pre-signed redirects).
+    """
     from crane.config import CraneSettings
 
-    return CraneSettings(data_dir=settings.published_dir, bind=f"{HOST}:{options.registry_port}",
+    s3: dict[str, Any] = {}
+    if settings.storage_driver == "s3":
+        s3 = {"blob_storage": "s3", "blob_serving": "redirect", "s3_bucket": settings.s3_bucket,
+              "s3_prefix": settings.s3_prefix, "s3_endpoint_url": settings.s3_endpoint_url,
+              "s3_region": settings.s3_region, "s3_access_key_id": settings.s3_access_key_id,
+              "s3_secret_access_key": settings.s3_secret_access_key}
+    return CraneSettings(**s3, data_dir=settings.published_dir, bind=f"{HOST}:{options.registry_port}",
                          poll_interval=CRANE_POLL_INTERVAL, log_level=settings.log_level,
                          token_public_key=settings.token_public_key, token_issuer=settings.token_issuer,
                          token_service=settings.token_service, token_realm=token_realm(settings, options),

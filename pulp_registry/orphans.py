@@ -135,6 +135,7 @@ class Unit:
     document: dict[str, Any] | None  # as read; None for a file without a document
     stored: bool                     # a file in content storage
     published: bool = False          # a file in the published tree no version lists
+    in_bucket: bool = False          # a published copy in the S3 bucket (storage_driver: s3) no version lists
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "size": self.size, "created": isoformat(self.created)}
@@ -250,9 +251,28 @@ def _scan(services: Any, grace_period: int) -> Scan:
                         None, services.storage.exists(digest), published=True)
             scan.blobs.append(unit)
             units[digest] = unit
+        _scan_bucket(services, scan, units, orphan_manifests)
 
     scan.leftovers = list(_scan_leftovers(services, scan, root))
     return scan
+
+
+def _scan_bucket(services: Any, scan: Scan, units: dict[str, Unit], orphan_manifests: set[str]) -> None:
+    """Published copies in the S3 bucket no version lists (``S3Storage.iter_published``), as for ``blobs/``."""
+    if not hasattr(services.storage, "iter_published"):
+        return
+    assert scan.listing is not None
+    for stored in services.storage.iter_published():
+        if stored.digest in scan.listing:
+            continue
+        if stored.digest in units:
+            units[stored.digest].in_bucket = True
+        elif not (stored.modified >= scan.idle_since or _has_document(services.db, stored.digest)
+                  or _held(services.db, stored.digest, orphan_manifests)):
+            unit = Unit(stored.digest, "blob", stored.size, datetime.fromtimestamp(stored.modified, timezone.utc),
+                        None, services.storage.exists(stored.digest), in_bucket=True)
+            scan.blobs.append(unit)
+            units[stored.digest] = unit
 
 
 def _scan_leftovers(services: Any, scan: Scan, root: Path) -> Iterator[LeftoverItem]:
@@ -355,14 +375,22 @@ def _remove_unit(services: Any, scan: Scan, unit: Unit, root: Path) -> int | Non
     if unit.published:
         size = published_files.remove_if_idle(fmt.blob_path(root, unit.digest), scan.idle_since)
         freed = max(freed, size or 0)   # a hard link to the stored bytes frees nothing more
+    if unit.in_bucket:                  # a copy of its own: its bytes count
+        freed += services.storage.remove_published_if_idle(unit.digest, scan.idle_since) or 0
     return freed
 
 
-def _relink_listed(services: Any, root: Path, removed: set[str]) -> None:
-    """Put back any removed published file a version written during the clean-up lists."""
-    if not removed:
+def _relink_listed(services: Any, root: Path, removed: set[str], removed_in_bucket: Iterable[str] = ()) -> None:
+    """Put back any removed published file (or bucket copy) a version written during the clean-up lists."""
+    if not removed and not removed_in_bucket:
         return
     listing = published_files.published_listing(root, time.time())
+    for digest in sorted(set(removed_in_bucket) & (listing or set())):
+        if services.storage.publish_blob(digest):
+            log.warning("published %s was listed by a version written during the clean-up: copied back", digest)
+        else:
+            log.error("published %s is listed by a version written during the clean-up, and its bytes are gone; "
+                      "push it again", digest)
     for digest in sorted(removed & (listing or set())):
         target = fmt.blob_path(root, digest)
         source = services.storage.local_path(digest)
@@ -417,6 +445,7 @@ def cleanup_orphans(services: Any, progress: Progress, *, grace_period: int | No
     root = published_files.published_root(services)
     result = {"blobs": 0, "manifests": 0, "uploads": 0, "temporary_files": 0, "bytes_freed": 0}
     removed_published: set[str] = set()
+    removed_in_bucket: set[str] = set()
     try:
         for step, units in (("manifests", scan.manifests), ("blobs", scan.blobs)):
             progress({"step": step, "done": 0, "total": len(units)})
@@ -427,9 +456,11 @@ def cleanup_orphans(services: Any, progress: Progress, *, grace_period: int | No
                     result["bytes_freed"] += freed
                     if unit.published:
                         removed_published.add(unit.digest)
+                    if unit.in_bucket:
+                        removed_in_bucket.add(unit.digest)
                 progress({"step": step, "done": done, "total": len(units)})
     finally:
-        _relink_listed(services, root, removed_published)
+        _relink_listed(services, root, removed_published, removed_in_bucket)
     progress({"step": "leftovers", "done": 0, "total": len(scan.leftovers)})
     for done, item in enumerate(scan.leftovers, 1):
         freed = _remove_leftover(services, scan, item)

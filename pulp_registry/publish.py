@@ -2,9 +2,9 @@
 
 A publish writes a complete new version of one repository beside the live one
 and switches to it with one atomic rename of the ``current`` symlink, so Crane
-sees the old version or the new one, never a mix. Blobs are hard links to the
-content store (copies across filesystems) and are never removed here: a pull
-under way keeps its bytes.
+sees the old version or the new one, never a mix; then the journal tells every
+Crane (``publish_switch``). Blobs are hard links to the content store (copies
+across filesystems) and are never removed here: a pull under way keeps its bytes.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable
 
-from pulp_registry import history, published_format as fmt
+from pulp_registry import history, publish_switch, published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
 from pulp_registry.durable import fsync_dir, make_dirs
 from pulp_registry.tasks import Progress
@@ -228,23 +228,21 @@ def _new_version(now: datetime) -> str:
     return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + _random()[:8]
 
 
-def _ensure_format_file(root: Path) -> None:
-    format_file = root / fmt.FORMAT_FILE
-    if not format_file.exists():
-        _write_atomic(format_file, fmt.FORMAT_TEXT.encode())
-
-
 def prepare_published_tree(root: Path) -> None:
-    """Make ``root`` a published tree with nothing in it yet, so a Crane started before the first publish is ready."""
-    make_dirs(root)
-    _ensure_format_file(root)
+    """Make ``root`` a published tree with nothing in it yet, so a Crane started before the first publish is ready.
+
+    A new tree is format 2 (``FORMAT``, journal, empty catalog); an existing one is left as it is.
+    """
+    publish_switch.ensure_tree(root)
 
 
-def bump_generation(root: Path) -> str:
-    """Tell Crane something changed: replace ``generation`` with a new token."""
-    token = uuid.uuid4().hex
-    _write_atomic(root / fmt.GENERATION_FILE, (token + "\n").encode())
-    return token
+def _require_current_format(root: Path) -> None:
+    """Refuse to write into a tree of another format: its readers would not see the change."""
+    found = publish_switch.tree_format(root)
+    if found != fmt.FORMAT_VERSION:
+        says = f"format {found}" if found else f"of an unknown format (see its {fmt.FORMAT_FILE})"
+        raise PublishError(f"the published tree {root} is {says}, and this version writes format "
+                           f"{fmt.FORMAT_VERSION}: run `pulp-registry republish --all` to upgrade it")
 
 
 def _switch_current(repo_dir: Path, version: str) -> str | None:
@@ -273,8 +271,13 @@ def _remove_old_versions(repo_dir: Path, keep: set[str]) -> None:
 
 
 def _link_all(services: Any, root: Path, repo_id: str, content: RepositoryContent, report: Progress) -> None:
-    """Link every manifest and blob the document lists into ``blobs/``; the new names are fsynced."""
+    """Link every manifest and blob the document lists into ``blobs/``; the new names are fsynced.
+
+    With a storage that publishes blobs itself (``S3Storage.publish_blob``: a copy in the bucket,
+    which Crane redirects to), configs and layers go there; manifests are always in ``blobs/``.
+    """
     document = content.document
+    publish_blob = getattr(services.storage, "publish_blob", None)
     directories: set[Path] = set()
     manifest_digests = list(document["manifests"])
     for done, digest in enumerate(manifest_digests, 1):
@@ -288,13 +291,16 @@ def _link_all(services: Any, root: Path, repo_id: str, content: RepositoryConten
     blob_digests = list(document["blobs"])
     for done, digest in enumerate(blob_digests, 1):
         target = fmt.blob_path(root, digest)
-        if not _link_content(services.storage, digest, target):
+        local = digest in document["manifests"] or publish_blob is None
+        published = _link_content(services.storage, digest, target) if local else publish_blob(digest)
+        if not published:
             if digest not in content.unassociated:
                 raise PublishError(f"blob {digest} of repository {repo_id!r} is missing from content storage")
             # check_document names the manifests that need it.
             log.warning("blob %s named by a manifest of %s is not stored; not published", digest, repo_id)
             del document["blobs"][digest]
-        directories.add(target.parent)
+        elif local:
+            directories.add(target.parent)
         report({"step": "blobs", "done": done, "total": len(blob_digests)})
     report({"step": "blobs", "done": len(blob_digests), "total": len(blob_digests)})
     for directory in sorted(directories):
@@ -325,8 +331,8 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
         log.info("publish of %s (%s) skipped: the repository is being deleted", repo["name"], repo_id)
         return {"skipped": "the repository is being deleted"}
     root = Path(services.settings.published_dir)
-    make_dirs(root)
-    _ensure_format_file(root)
+    prepare_published_tree(root)
+    _require_current_format(root)
 
     now = utcnow()
     content = read_repository(db, repo, now)
@@ -343,7 +349,7 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
     _write_atomic(version_dir / fmt.REPOSITORY_JSON, json.dumps(document, indent=1, sort_keys=False).encode())
 
     previous = _switch_current(repo_dir, version)
-    bump_generation(root)
+    publish_switch.record_change(root, repo["name"], version, document["protected"])
     _remove_old_versions(repo_dir, {version} | ({previous} if previous else set()))
     db.repositories.update_one({"_id": repo_id}, {"$set": {"last_published": now}})
     report({"step": "switch", "done": 1, "total": 1})
@@ -356,7 +362,7 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
 
 
 def unpublish_repository(settings: Any, name: str) -> None:
-    """Remove repository ``name`` from the published tree: rename it away, bump generation, delete."""
+    """Remove repository ``name`` from the published tree: rename it away, record the removal, delete."""
     root = Path(settings.published_dir)
     repo_dir = fmt.repository_dir(root, name)
     if not repo_dir.exists() and not repo_dir.is_symlink():
@@ -364,5 +370,5 @@ def unpublish_repository(settings: Any, name: str) -> None:
     trash = root / f".trash-{_random()}"
     os.rename(repo_dir, trash)
     fsync_dir(repo_dir.parent)
-    bump_generation(root)
+    publish_switch.record_change(root, name, None, None)
     shutil.rmtree(trash, ignore_errors=True)

@@ -110,8 +110,15 @@ def tree_size(path: Path) -> int:
 
 
 def leftovers(root: Path) -> Iterator[Path]:
-    """``.trash-*`` and temporary files of the published tree (``current.<random>`` links are the publisher's)."""
+    """``.trash-*`` and temporary files of the published tree (``current.<random>`` links are the publisher's).
+
+    In ``journal/`` and ``catalog/`` only ``.*.tmp`` files: the writers' ``journal/.lock`` stays, as do the
+    segments, ``HEAD`` and the catalog files.
+    """
     yield from (entry for entry in _entries(root) if fmt.is_temporary_name(entry.name))
+    for directory in (root / fmt.JOURNAL_DIR, root / fmt.CATALOG_DIR):
+        yield from (entry for entry in _entries(directory)
+                    if fmt.is_temporary_name(entry.name) and entry.name.endswith(".tmp"))
     for algorithm_dir in _entries(root / fmt.BLOBS_DIR):
         yield from (entry for entry in _entries(algorithm_dir) if fmt.is_temporary_name(entry.name))
     for repo_dir in _entries(root / fmt.REPOSITORIES_DIR):

@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 from urllib.parse import quote, unquote
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: ``repository.json`` formats a reader accepts: 1 and 2 hold the same fields (format 2 changed the
+#: tree around them), so a tree upgraded by ``republish --all`` is served while it is republished.
+READABLE_DOCUMENT_FORMATS = (1, 2)
 FORMAT_FILE = "FORMAT"
 FORMAT_TEXT = f"pulp-registry-published {FORMAT_VERSION}\n"
-GENERATION_FILE = "generation"
+#: The change journal (``published_journal``) and the sorted names (``published_catalog``).
+JOURNAL_DIR = "journal"
+CATALOG_DIR = "catalog"
+CATALOG_ALL = "all"
+CATALOG_PUBLIC = "public"
 BLOBS_DIR = "blobs"
 REPOSITORIES_DIR = "repositories"
 CURRENT_LINK = "current"
@@ -108,8 +115,9 @@ def current_version(repo_dir: Path) -> str | None:
 def read_version(repo_dir: Path, version: str) -> dict[str, Any]:
     """The ``repository.json`` of one version; ``OSError`` or ``ValueError`` if it cannot be read."""
     document = json.loads((repo_dir / VERSIONS_DIR / version / REPOSITORY_JSON).read_bytes())
-    if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{repo_dir / VERSIONS_DIR / version / REPOSITORY_JSON} is not format {FORMAT_VERSION}")
+    if not isinstance(document, dict) or document.get("format") not in READABLE_DOCUMENT_FORMATS:
+        raise ValueError(f"{repo_dir / VERSIONS_DIR / version / REPOSITORY_JSON} is not format "
+                         f"{' or '.join(map(str, READABLE_DOCUMENT_FORMATS))}")
     return document
 
 

@@ -195,10 +195,16 @@ def _write(services: Any, directory: Path, metadata: dict[str, Any], entries: li
 
 
 def _publish(services: Any, result: RestoreResult, names_before: set[str], report: Report) -> None:
-    """Publish every repository that was published; unpublish those of the target the backup lacks."""
+    """Publish every repository that was published; unpublish those of the target the backup lacks.
+
+    A tree of an older format is upgraded first (as ``republish --all`` does), so the publishes are accepted.
+    """
     from pulp_registry.publish import PublishError, publish_repository, unpublish_repository
+    from pulp_registry.publish_switch import upgrade_tree
 
     db = services.db
+    if upgrade_tree(Path(services.settings.published_dir)) is not None:
+        report("published tree upgraded to the current format")
     for repo in db.repositories.find({"last_published": {"$ne": None}}, {"name": 1}).sort("name", 1):
         try:
             publish_repository(services, repo["_id"])

@@ -28,7 +28,7 @@ def build_services(settings: Settings, mongo_client: Any = None) -> Services:
 
     db = connect(settings, mongo_client)
     ensure_builtin_roles(db)
-    return Services(settings=settings, db=db, storage=open_storage(settings.storage_driver, settings.storage_path))
+    return Services(settings=settings, db=db, storage=open_storage(settings))
 
 
 def current_services() -> Services:

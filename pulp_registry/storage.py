@@ -28,7 +28,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable, Iterator, Protocol
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Protocol
 
 from pulp_registry.durable import fsync_dir, make_dirs
 from pulp_registry.oci import Digester, digest_algorithm, is_digest, validate_digest
@@ -428,7 +428,12 @@ def _unlink_if_idle(path: Path, idle_since: float) -> int | None:
     return stat.st_size
 
 
-def open_storage(driver: str, path: str) -> ContentStorage:
-    if driver == "filesystem":
-        return FilesystemStorage(path)
-    raise ValueError(f"unknown storage driver {driver!r}")
+def open_storage(settings: Any) -> ContentStorage:
+    """The driver ``storage_driver`` names; ``s3`` checks its bucket now (a ``ConfigError`` naming the key)."""
+    if settings.storage_driver == "filesystem":
+        return FilesystemStorage(settings.storage_path)
+    if settings.storage_driver == "s3":
+        from pulp_registry.s3_storage import S3Storage
+
+        return S3Storage.from_settings(settings)
+    raise ValueError(f"unknown storage driver {settings.storage_driver!r}")

@@ -62,6 +62,7 @@ TASK_NAMES = {
     "orphan_cleanup": "workers.tasks.orphan_cleanup",
     "sync": "workers.tasks.sync",
     "sync_preview": "workers.tasks.sync_preview",
+    "republish": "workers.tasks.republish",
 }
 
 #: The task document being run in this thread (set by ``task_runner.run_task``): history records
@@ -425,8 +426,7 @@ def get_task(db: Collections, task_id: str) -> dict[str, Any] | None:
     return db.tasks.find_one({"_id": task_id})
 
 
-#: Largest page of ``list_tasks``.
-MAX_PAGE = 1000
+MAX_PAGE = 1000  #: Largest page of ``list_tasks``.
 
 
 def list_tasks(db: Collections, states: Iterable[str] = (), limit: int = 100, *, types: Iterable[str] = (),

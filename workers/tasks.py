@@ -75,3 +75,11 @@ def sync_preview(self: Any, task_id: str, repo_id: str) -> Any:
 
     return _run(self, task_id, lambda services, progress: sync_repository(services, progress, repo_id=repo_id,
                                                                           dry_run=True))
+
+
+@shared_task(bind=True, name="workers.tasks.republish")
+def republish(self: Any, task_id: str) -> Any:
+    """Upgrade the published tree and publish every repository again (``pulp_registry.republish.republish_all``)."""
+    from pulp_registry.republish import republish_all
+
+    return _run(self, task_id, republish_all)

@@ -43,16 +43,18 @@ noticed the publish another one already serves.
 from __future__ import annotations
 
 from functools import wraps
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from flask import request
 
 from pulp_registry import oci
+from pulp_registry import published_format as fmt
 from pulp_registry.registry_errors import BlobUnknown, ManifestUnknown, NameUnknown, Unauthorized
 from pulp_registry.registry_tokens import (CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, Grant,
                                            InvalidRegistryToken, bearer_token, format_scope)
 
 from crane.config import CraneSettings
+from crane.listing import paginate
 from crane.published import PublishedRepository
 from crane.views.base import crane_state, external_url
 
@@ -118,7 +120,7 @@ def authorize_pull(name: str) -> PublishedRepository:
     state = crane_state()
     repository = state.tree.repository(name)
     if repository is None:
-        state.tree.refresh_on_miss()      # published a moment ago, and another worker already serves it?
+        state.tree.refresh_on_miss(name)  # published a moment ago, and another worker already serves it?
         repository = state.tree.repository(name)
     if repository is not None and anonymous_may_pull(repository, state.settings):
         return repository
@@ -146,7 +148,7 @@ def pull_access(view: Callable[..., Any]) -> Callable[..., Any]:
             # A client's previous request may have been answered by a worker that already serves a
             # newer version (a tag it listed, the blob of a manifest it got): catch up, then ask again.
             tree = crane_state().tree
-            tree.refresh_on_miss()
+            tree.refresh_on_miss(name)
             if tree.repository(name) is repository:
                 raise
             return view(authorize_pull(name), **kwargs)
@@ -161,19 +163,30 @@ def require_registry_access() -> None:
         raise unauthorized("authentication required", None)
 
 
-def pullable_names() -> Sequence[str]:
-    """Sorted names of the published repositories this request may pull (the catalog)."""
+def catalog_page(n: int | None, last: str | None) -> tuple[list[str], bool]:
+    """A page of the names this request may pull (the catalog), and whether more follow.
+
+    Paged from the tree's catalog files, never from every repository: public
+    names from ``catalog/public``, every name for a ``registry:catalog:*`` token
+    from ``catalog/all``; a token's own grants (published ones only) are merged
+    into the public names in order.
+    """
     state = crane_state()
-    snapshot = state.tree.snapshot
+    tree = state.tree
     anonymous = state.settings.anonymous_pull
     grant = caller_grant(CATALOG_SCOPE)
     if grant is None:
         if anonymous:
-            return snapshot.public_names
+            return tree.catalog(fmt.CATALOG_PUBLIC).page(last, n)
         raise unauthorized("authentication required to list repositories", CATALOG_SCOPE)
     if grant.allows(REGISTRY, CATALOG, WILDCARD_ACTION):    # given to callers who may read every repository
-        return sorted(snapshot.repositories)
-    granted = {name for name in grant.pullable() if name in snapshot.repositories}
-    if anonymous:
-        granted.update(snapshot.public_names)
-    return sorted(granted)
+        return tree.catalog(fmt.CATALOG_ALL).page(last, n)
+    granted = [name for name in sorted(grant.pullable())
+               if (last is None or name > last) and tree.repository(name) is not None]
+    if not anonymous:
+        return paginate(granted, n, None)
+    public, more_public = tree.catalog(fmt.CATALOG_PUBLIC).page(last, n)
+    merged = sorted(set(public).union(granted))
+    if n is None:
+        return merged, False
+    return merged[:n], n > 0 and (more_public or len(merged) > n)

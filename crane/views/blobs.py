@@ -4,7 +4,9 @@ HEAD is answered from memory. GET hands the file to the WSGI server's
 ``wsgi.file_wrapper`` (gunicorn's sendfile path, with a small kernel queue:
 see ``crane.send_buffer``; werkzeug handles ``Range``),
 or to a front web server (``X-Accel-Redirect``/``X-Sendfile``), or redirects
-to a content URL, as ``blob_serving`` says.
+to a content URL, as ``blob_serving`` says. With ``blob_storage: s3`` configs
+and layers are in the bucket (``crane.s3_blobs``: a pre-signed redirect or a
+stream), while a manifest asked for as a blob is still served from the tree.
 """
 from __future__ import annotations
 
@@ -49,7 +51,14 @@ def get_blob(repository: PublishedRepository, digest: str) -> Response:
         return response
     state = crane_state()
     mode = state.settings.blob_serving
-    if mode == "stream":
+    if state.settings.blob_storage == "s3" and repository.manifests.get(digest) is None:
+        from crane.s3_blobs import s3_blobs
+
+        blobs = s3_blobs(state.settings)
+        if mode == "redirect":
+            return blobs.redirect(digest, headers)
+        return blobs.stream(digest, size, headers, request.environ.get("HTTP_RANGE"))
+    if mode == "stream" or state.settings.blob_storage == "s3":
         limit_unsent(request.environ, state.settings.send_lowat)
         return _stream(state.tree.blob_file(digest), size, headers)
     algorithm, hexdigest = digest.split(":", 1)

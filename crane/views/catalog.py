@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from crane.listing import paginate
-from crane.views.access import pullable_names
+from crane.views.access import catalog_page
 from crane.views.base import json_response
 from pulp_registry.oci import next_link, page_args
 
@@ -13,8 +12,7 @@ blueprint = Blueprint("catalog", __name__)
 
 @blueprint.route("/v2/_catalog", methods=["GET", "HEAD"])
 def catalog() -> Response:
-    names = pullable_names()   # 401 before anything else when the caller may list nothing
     n, last = page_args(request.args)
-    page, more = paginate(names, n, last)
+    page, more = catalog_page(n, last)   # 401 when the caller may list nothing
     headers = {"Link": next_link(request.path, page, n)} if more and n else None
     return json_response({"repositories": page}, headers=headers)

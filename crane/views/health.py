@@ -1,8 +1,9 @@
 """``/readyz``: may a load balancer send pulls to this Crane? (``/`` is liveness, in ``base``.)
 
 Cheap on purpose, since a load balancer asks every few seconds: it reads the
-tree's small ``FORMAT`` file and stats the drain file, and never rescans the
-tree (new publishes are picked up by the usual throttled refresh).
+tree's small ``FORMAT`` file (format 2: a format-1 tree is unready until
+``pulp-registry republish --all`` upgraded it) and stats the drain file, and
+never looks at the repositories (new publishes come with the journal poll).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flask import Blueprint, Response
 from pulp_registry import published_format as fmt
 
 from crane.config import CraneSettings
+from crane.published import format_problem
 from crane.views.base import crane_state, json_response
 
 blueprint = Blueprint("health", __name__)
@@ -34,7 +36,7 @@ def tree_problem(root: Path) -> str | None:
     except OSError as exc:
         return f"cannot read {root / fmt.FORMAT_FILE}: {exc.strerror or exc}"
     if text.strip() != fmt.FORMAT_TEXT.strip():
-        return f"{root / fmt.FORMAT_FILE} says {text.strip()!r}, not {fmt.FORMAT_TEXT.strip()!r}"
+        return format_problem(root, text)   # format 1 names the upgrade: `pulp-registry republish --all`
     repositories = root / fmt.REPOSITORIES_DIR
     if os.path.lexists(repositories) and not os.access(repositories, os.R_OK | os.X_OK):
         return f"cannot read {repositories}: permission denied"

@@ -194,6 +194,28 @@ def test_restore_with_force_replaces_the_database_of_an_install_that_is_not_empt
     assert not (Path(target.settings.published_dir) / "repositories" / "extra").exists()
 
 
+def test_restore_into_an_install_whose_published_tree_is_format_1_upgrades_it_and_publishes_format_2(
+        services, filled, target, tmp_path):
+    from tests.republish.format1_tree import write_format1_tree
+
+    backup(services, tmp_path / "bk", **FAST)
+    published = Path(target.settings.published_dir)
+    write_format1_tree(published, {"old/app": False})
+
+    result = restore(target, tmp_path / "bk", force=True)
+
+    assert sorted(result.published) == ["base", "team/app"] and not result.publish_failures
+    assert (published / "FORMAT").read_text() == "pulp-registry-published 2\n"
+    # old/app was served from the tree alone (no database knew it): it stays, catalogued by the upgrade.
+    assert (published / "catalog" / "all").read_text() == "base\nold/app\nteam/app\n"
+    for name in ("base", "team/app"):
+        document = json.loads((published / "repositories" / name.replace("/", "%2F") / "current" /
+                               "repository.json").read_text())
+        assert document["format"] == 2
+    segment = next((published / "journal").glob("*.log"))
+    assert sorted(json.loads(line)["name"] for line in segment.read_text().splitlines()) == ["base", "team/app"]
+
+
 def test_restore_checks_every_content_file_before_writing_anything(services, filled, target, tmp_path):
     backup(services, tmp_path / "bk", **FAST)
     digest, _size, path = (tmp_path / "bk" / "content.txt").read_text().splitlines()[0].split(" ")

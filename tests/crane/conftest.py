@@ -34,7 +34,8 @@ class CraneUnderTest:
         self.now = 0.0
         self.settings = CraneSettings(data_dir=str(data_dir), poll_interval=1.0, **settings)
         self.tree = PublishedTree(self.settings.data_dir, self.settings.poll_interval,
-                                  self.settings.manifest_cache_size, clock=lambda: self.now)
+                                  self.settings.manifest_cache_size, self.settings.repository_cache_mib,
+                                  clock=lambda: self.now)
         self.app = create_app(self.settings, self.tree)
         self.client = self.app.test_client()
 

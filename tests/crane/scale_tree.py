@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pulp_registry import published_format as fmt
+from pulp_registry.published_catalog import rebuild_catalog, update_catalog
+from pulp_registry.published_journal import Change, append_change, init_journal, journal_lock
 
 VERSION = "20261125T170000.000000Z-0000abcd"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -96,23 +98,30 @@ def write_version(root: Path, document: dict[str, Any], version: str = VERSION) 
 
 
 def switch_current(root: Path, name: str, version: str) -> None:
-    """Point ``current`` at ``version`` in one rename, then replace ``generation``: the publisher's switch."""
+    """Point ``current`` at ``version`` in one rename, then, under the writers' lock, update the catalog and
+    append the journal line: the publisher's switch."""
     repo_dir = fmt.repository_dir(root, name)
+    protected = bool(fmt.read_version(repo_dir, version)["protected"])
     link = repo_dir / f"{fmt.CURRENT_LINK}.{secrets.token_hex(4)}"
     os.symlink(f"{fmt.VERSIONS_DIR}/{version}", link)
     os.rename(link, repo_dir / fmt.CURRENT_LINK)
-    temporary = root / f".{fmt.GENERATION_FILE}.{secrets.token_hex(4)}.tmp"
-    temporary.write_text(secrets.token_hex(8) + "\n")
-    os.rename(temporary, root / fmt.GENERATION_FILE)
+    with journal_lock(root):
+        changed = update_catalog(root, name, present=True, public=not protected)
+        append_change(root, Change(name, version, protected, catalog=changed))
 
 
 def write_published_tree(root: Path, repositories: int, tags_per_repository: int,
                          manifest_blobs: bool = False) -> None:
-    """A published tree as publishes leave it: per repository one version, ``current`` linking to it."""
+    """A published tree as publishes leave it: per repository one version, ``current`` linking to it;
+    an empty journal and the catalog of every name (written once, at the end), ``FORMAT`` last."""
     (root / fmt.BLOBS_DIR / "sha256").mkdir(parents=True)
-    (root / fmt.FORMAT_FILE).write_text(fmt.FORMAT_TEXT)
+    init_journal(root)
+    names: list[tuple[str, bool]] = []
     for number in range(repositories):
         document = repository_document(root, number, tags_per_repository, manifest_blobs=manifest_blobs)
         write_version(root, document)
         os.symlink(f"{fmt.VERSIONS_DIR}/{VERSION}", fmt.repository_dir(root, document["name"]) / fmt.CURRENT_LINK)
-    (root / fmt.GENERATION_FILE).write_text("1\n")
+        names.append((document["name"], not document["protected"]))
+    with journal_lock(root):
+        rebuild_catalog(root, names)
+    (root / fmt.FORMAT_FILE).write_text(fmt.FORMAT_TEXT)

@@ -9,10 +9,10 @@ import pytest
 
 from crane.app import create_app
 from crane.config import CraneSettings
-from crane.published import PublishedFormatError, PublishedTree
+from crane.published import PublishedFormatError
 from pulp_registry import published_format as fmt
-from pulp_registry.oci import compute_digest
-from tests.crane.conftest import CraneUnderTest, error_code
+from pulp_registry.published_journal import Change, append_change, journal_lock
+from tests.crane.conftest import error_code
 
 
 def tags_of(crane, name: str) -> list[str]:
@@ -88,8 +88,7 @@ def test_a_version_that_is_not_switched_to_is_never_served(publisher, crane):
     repo_dir = fmt.repository_dir(publisher.published_dir, "my/app")
     half = repo_dir / fmt.VERSIONS_DIR / "99991231T000000.000000Z-half"
     half.mkdir()
-    (half / fmt.REPOSITORY_JSON).write_text('{"format": 1, "name": "my/app", "tags": {"lat')
-    (publisher.published_dir / fmt.GENERATION_FILE).write_text("someone else's token\n")
+    (half / fmt.REPOSITORY_JSON).write_text('{"format": 2, "name": "my/app", "tags": {"lat')
     crane.tick()
     assert crane.get("/v2/my/app/manifests/latest").data == image.raw
 
@@ -106,10 +105,16 @@ def test_a_broken_version_keeps_the_last_good_one_served(publisher, crane, caplo
     (broken / fmt.REPOSITORY_JSON).write_text("not json")
     os.symlink(f"{fmt.VERSIONS_DIR}/broken", repo_dir / "current.new")
     os.replace(repo_dir / "current.new", repo_dir / fmt.CURRENT_LINK)
-    (publisher.published_dir / fmt.GENERATION_FILE).write_text("new token\n")
+    with journal_lock(publisher.published_dir):   # as a publisher that skipped its checks would
+        append_change(publisher.published_dir, Change("my/app", "broken", False))
     crane.tick()
     assert crane.get("/v2/my/app/manifests/latest").data == image.raw
     assert "cannot load version" in caplog.text
+    caplog.clear()
+    for _ in range(3):   # polls and their link checks do not try the broken version again
+        crane.tick()
+        assert crane.get("/v2/my/app/manifests/latest").data == image.raw
+    assert "cannot load version" not in caplog.text
 
 
 def test_a_manifest_whose_bytes_do_not_match_its_digest_is_not_served(publisher, crane):
@@ -125,30 +130,18 @@ def test_a_manifest_whose_bytes_do_not_match_its_digest_is_not_served(publisher,
 
 
 def test_an_unknown_format_refuses_to_start_with_a_clear_message(tmp_path: Path):
-    (tmp_path / fmt.FORMAT_FILE).write_text("pulp-registry-published 2\n")
-    with pytest.raises(PublishedFormatError, match="pulp-registry-published 2"):
+    (tmp_path / fmt.FORMAT_FILE).write_text("pulp-registry-published 3\n")
+    with pytest.raises(PublishedFormatError, match="pulp-registry-published 3.*Upgrade Crane"):
         create_app(CraneSettings(data_dir=str(tmp_path)))
 
 
-def test_many_repositories_and_tags_load_into_memory(tmp_path: Path):
-    """1,000 repositories with 10 tags each (10,000 tags), written in the published format."""
-    manifest = b'{"schemaVersion": 2}'
-    digest = compute_digest(manifest)
-    fmt.blob_path(tmp_path, digest).parent.mkdir(parents=True)
-    fmt.blob_path(tmp_path, digest).write_bytes(manifest)
-    (tmp_path / fmt.FORMAT_FILE).write_text(fmt.FORMAT_TEXT)
-    (tmp_path / fmt.GENERATION_FILE).write_text("1\n")
-    info = {"media_type": "application/vnd.oci.image.manifest.v1+json", "size": len(manifest)}
-    for number in range(1000):
-        name = f"team{number % 10}/app{number}"
-        version = fmt.repository_dir(tmp_path, name) / fmt.VERSIONS_DIR / "v1"
-        version.mkdir(parents=True)
-        (version / fmt.REPOSITORY_JSON).write_text(json.dumps({
-            "format": 1, "name": name, "repo_id": name.replace("/", "-"), "protected": False,
-            "tags": {f"t{tag}": digest for tag in range(10)}, "manifests": {digest: info}, "blobs": {}}))
-        os.symlink(f"{fmt.VERSIONS_DIR}/v1", version.parent.parent / fmt.CURRENT_LINK)
-    tree = PublishedTree(tmp_path)
-    assert len(tree.snapshot.repositories) == 1000
-    assert sum(len(repo.tags) for repo in tree.snapshot.repositories.values()) == 10000
-    crane = CraneUnderTest(tmp_path)
-    assert crane.get("/v2/team3/app503/manifests/t7").data == manifest
+def test_repository_json_of_format_1_is_served_while_the_tree_is_republished(publisher, crane):
+    """``republish --all`` turns the tree to format 2 first; versions it has not reached yet are format 1."""
+    repo = publisher.repository("my/app")
+    image = publisher.image(repo, "latest")
+    publisher.publish(repo)
+    current = fmt.repository_dir(publisher.published_dir, "my/app") / fmt.CURRENT_LINK / fmt.REPOSITORY_JSON
+    document = json.loads(current.read_text())
+    document["format"] = 1
+    current.write_text(json.dumps(document))
+    assert crane.get("/v2/my/app/manifests/latest").data == image.raw

@@ -175,7 +175,7 @@ def names(requirements: list[str]) -> set[str]:
 
 def test_install_requires_is_what_crane_needs_and_nothing_of_the_admin_side(options):
     required = names(options["install_requires"])
-    assert {"flask", "pyyaml", "gunicorn", "click", "pyjwt", "requests", "prometheus-client"} <= required
+    assert {"flask", "pyyaml", "gunicorn", "click", "pyjwt", "requests", "prometheus-client", "orjson"} <= required
     assert not required & {*ADMIN_ONLY_MODULES, "mongomock", "bcrypt"}
 
 
@@ -184,7 +184,8 @@ def test_extras_admin_all_crane_test(options):
     assert extras["crane"] == [] or not names(extras["crane"]) & set(ADMIN_ONLY_MODULES)
     assert {*ADMIN_ONLY_MODULES, "mongomock", "bcrypt"} <= names(extras["admin"])
     assert {str(Requirement(r).extras and sorted(Requirement(r).extras)) for r in extras["all"]} == {
-        "['admin', 'crane']"}
+        "['admin', 'crane', 's3']"}
+    assert names(extras["s3"]) == {"boto3"}
     assert any(Requirement(r).name == "pulp-registry" and "all" in Requirement(r).extras for r in extras["test"])
     assert {"pytest", "pytest-timeout", "pytest-xdist"} <= names(extras["test"])
 

@@ -83,7 +83,7 @@ def app_on_database(tmp_path: Path, mongo_url: str, timeout_ms: int = 500):
     client = pymongo.MongoClient(mongo_url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
                                  tz_aware=True)
     services = Services(settings=settings, db=Collections(client["pulp_registry"]),
-                        storage=open_storage("filesystem", settings.storage_path))
+                        storage=open_storage(settings))
     return create_app(services).test_client(), client
 
 

@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from crane.cli import check_data_dir
-from crane.published import PublishedTree
 from pulp_registry.publish import prepare_published_tree
 from tests.servers import console_script, free_port
 
@@ -113,15 +112,19 @@ def test_both_failing_checks_are_named(make_crane, published, tmp_path):
     assert readyz(crane)[1]["failing"] == ["published_tree", "drain"]
 
 
-def test_readyz_never_rescans_the_tree(make_crane, published, monkeypatch):
+def test_readyz_never_loads_a_repository(make_crane, published):
     crane = make_crane()
-    scans = []
-    original = PublishedTree._scan
-    monkeypatch.setattr(PublishedTree, "_scan", lambda tree, old: scans.append(1) or original(tree, old))
     for _ in range(20):
-        crane.tick()   # even with the poll interval over each time: nothing changed, nothing is rescanned
+        crane.tick()   # even with the poll interval over each time: nothing is read but FORMAT and the journal
         assert readyz(crane)[0] == 200
-    assert scans == []
+    assert len(crane.tree.repositories) == 0
+
+
+def test_a_format_1_tree_makes_crane_unready_naming_the_upgrade(make_crane, published):
+    crane = make_crane()
+    (published / "FORMAT").write_text("pulp-registry-published 1\n")
+    status, body = readyz(crane)
+    assert status == 503 and "run `pulp-registry republish --all`" in body["checks"]["published_tree"]
 
 
 # --- crane --data-dir: a typo must not give an empty registry that passes health checks ---

@@ -274,3 +274,24 @@ def test_a_running_worker_is_listed_in_status_and_leaves_the_list_when_it_stops(
         assert listed[0]["name"].startswith(worker.hostname + "/")
     after = client.get("/pulp/api/v2/status/", headers=auth).get_json()["known_workers"]
     assert after == []
+
+
+def test_republish_all_run_by_the_worker_upgrades_the_tree_and_its_publish_tasks_run(broker_services,
+                                                                                     celery_worker):
+    from pulp_registry.republish import PUBLISHED_TREE_RESOURCE
+    from tests.republish.format1_tree import write_format1_tree
+
+    root = Path(broker_services.settings.published_dir)
+    write_format1_tree(root, {"team/old": False})
+    repo = make_repository(broker_services, "team/old")
+    push_image(broker_services, repo, "latest", [b"republished layer"])
+    broker_services.db.repositories.update_one({"_id": repo["_id"]}, {"$set": {"last_published": utcnow()}})
+
+    task = wait_for_task(broker_services, tasks.submit(broker_services, "republish", [PUBLISHED_TREE_RESOURCE])["_id"])
+
+    assert task["state"] == "finished", task["error"]
+    assert task["result"] == {"upgraded": True, "catalog": 1, "publish_tasks": 1}
+    [spawned] = tasks.spawned_tasks(broker_services.db, task["_id"])
+    assert wait_for_task(broker_services, spawned["_id"])["state"] == "finished"
+    assert (root / fmt.FORMAT_FILE).read_text() == fmt.FORMAT_TEXT
+    assert set(published_document(broker_services, "team/old")["tags"]) == {"latest"}

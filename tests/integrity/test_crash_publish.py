@@ -2,28 +2,32 @@
 
 The publish runs in a forked child over a real published tree and is killed
 after a random delay, many times, while the repository grows between
-attempts. After every kill a Crane that follows the tree and a Crane started
-afresh serve the version ``current`` names, which is the last one a publish
-completed (or the one the killed publish had already switched to), whole; and
-a publish after the kills succeeds.
+attempts. After every kill the tree's ``current`` names the last version a
+publish completed (or the one the killed publish had already switched to),
+whole; the journal holds whole lines, but for a line cut short at its end; a
+Crane that follows the tree and a Crane started afresh serve whole versions;
+and the publish after the kills repairs the journal and is served everywhere.
+A publisher killed exactly between the switch and its journal line, or in the
+middle of the line, is checked on its own.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import multiprocessing
 import os
 import random
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
-from pulp_registry import published_format as fmt
+from pulp_registry import published_format as fmt, publish_switch
 from pulp_registry.publish import publish_repository
+from pulp_registry.published_journal import read_head, segment_path
 from tests.crane.conftest import CraneUnderTest
 from tests.crane.content import Publisher
-from tests.integrity.test_publish_consistency import ErrorRecords, assert_served_whole
+from tests.integrity.served import ErrorRecords, assert_served_whole, served_tags
 
 ATTEMPTS = 30
 NAME = "crash/app"
@@ -47,6 +51,13 @@ def published_blobs_that_do_not_match_their_names(root: Path) -> list[Path]:
     return wrong
 
 
+def journal(root: Path) -> tuple[list[dict[str, Any]], bytes]:
+    """The whole lines of the journal, and what follows the last newline (a line a killed writer cut short)."""
+    data = b"".join(path.read_bytes() for path in sorted((root / fmt.JOURNAL_DIR).glob("*.log")))
+    complete, _, partial = data.rpartition(b"\n")
+    return [json.loads(line) for line in complete.splitlines()], partial
+
+
 def test_a_publish_killed_at_random_points_leaves_the_last_complete_version_served(services):
     publisher = Publisher(services)
     repo = publisher.repository(NAME)
@@ -57,16 +68,13 @@ def test_a_publish_killed_at_random_points_leaves_the_last_complete_version_serv
     duration = time.monotonic() - started
     root = publisher.published_dir
     following = CraneUnderTest(root)
-    following_saw = (current_version(root), (root / fmt.GENERATION_FILE).read_text())
-    records = ErrorRecords()
-    logging.getLogger("crane.published").addHandler(records)
     fork = multiprocessing.get_context("fork")
     rng = random.Random(8)
     # Tag sets a publish may have written, in order; the one served must be one of them and never go back.
     tag_sets: list[dict[str, str]] = [version_tags(root, current_version(root))]
-    served_index = 0
+    served_index = following_index = 0
     outcomes = {"killed before switching": 0, "killed after switching": 0, "finished": 0}
-    try:
+    with ErrorRecords() as records:
         for attempt in range(ATTEMPTS):
             publisher.image(repo, f"new{attempt}", layers=[f"attempt {attempt} layer {n}".encode() for n in range(4)])
             tag_sets.append({tag["name"]: tag["manifest_digest"]
@@ -88,36 +96,96 @@ def test_a_publish_killed_at_random_points_leaves_the_last_complete_version_serv
             tags = version_tags(root, after)
             assert tags in tag_sets[served_index:], f"attempt {attempt}: {after} is no version a publish wrote"
             served_index = tag_sets.index(tags, served_index)
+            lines, _partial = journal(root)
+            assert all(line["name"] == NAME and line["version"] for line in lines), lines
+            # A Crane that follows the tree serves a whole version a publish wrote, never an older one than before.
             following.tick()
-            following.get("/v2/")
-            generation = (root / fmt.GENERATION_FILE).read_text()
-            loaded = following.tree.repository(NAME)
-            if loaded.version != after:
-                # Killed between the switch and the bump of generation: a running Crane sees the new
-                # version at the next bump and serves the one it has until then.
-                assert (loaded.version, generation) == following_saw, (attempt, loaded.version, after)
-            following_saw = (loaded.version, generation)
+            seen = served_tags(following, NAME)
+            assert seen in tag_sets[following_index:served_index + 1], (attempt, seen)
+            following_index = tag_sets.index(seen, following_index)
             assert_served_whole(following, NAME)
             fresh = CraneUnderTest(root)
-            assert fresh.tree.repository(NAME).version == after, (attempt, child.exitcode)
-            assert dict(fresh.tree.repository(NAME).tags) == tags
+            assert served_tags(fresh, NAME) == tags, (attempt, child.exitcode)
             assert_served_whole(fresh, NAME)
         assert not records.messages, records.messages
-    finally:
-        logging.getLogger("crane.published").removeHandler(records)
 
     assert outcomes["killed before switching"] >= 3, outcomes
     assert not published_blobs_that_do_not_match_their_names(root)
     result = publish_repository(services, repo["_id"])
+    lines, partial = journal(root)
+    assert partial == b"" and lines[-1]["version"] == result["version"]
     following.tick()
-    following.get("/v2/")
-    assert following.tree.repository(NAME).version == result["version"]
-    assert dict(following.tree.repository(NAME).tags) == tag_sets[-1]
+    assert served_tags(following, NAME) == tag_sets[-1]
     assert_served_whole(following, NAME)
     repo_dir = fmt.repository_dir(root, NAME)
     assert sorted(entry.name for entry in repo_dir.iterdir()) == [fmt.CURRENT_LINK, fmt.VERSIONS_DIR]
     leftovers = [path for path in (root / fmt.BLOBS_DIR).rglob(".*")]
     print(f"\n{outcomes}; {len(leftovers)} temporary files left in blobs/ for the clean-up")
+
+
+def _publish_killed_before_the_journal(services: Any, repo_id: str) -> None:
+    """A publish whose worker dies right after the ``current`` rename, before the journal line."""
+    def die(*_args: Any) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    publish_switch.record_change = die
+    publish_repository(services, repo_id)
+
+
+def test_a_publisher_killed_between_the_switch_and_its_journal_line_is_repaired_by_the_next_publish(services):
+    publisher = Publisher(services)
+    other = publisher.repository("other/app")
+    publisher.image(other, "v1")
+    publisher.publish(other)
+    repo = publisher.repository(NAME)
+    first = publisher.image(repo, "first")
+    root = publisher.published_dir
+    following = CraneUnderTest(root)
+    assert served_tags(following, NAME) is None
+
+    child = multiprocessing.get_context("fork").Process(target=_publish_killed_before_the_journal,
+                                                         args=(services, repo["_id"]))
+    child.start()
+    child.join()
+    assert child.exitcode == -signal.SIGKILL
+    assert version_tags(root, current_version(root)) == {"first": first.digest}   # switched, not journaled
+    assert [line["name"] for line in journal(root)[0]] == ["other/app"]
+    assert (root / "catalog" / "all").read_text() == "other/app\n"
+    assert served_tags(CraneUnderTest(root), NAME) == {"first": first.digest}   # a fresh Crane reads `current`
+
+    second = publisher.image(repo, "second")
+    result = publisher.publish(repo)
+
+    lines, partial = journal(root)
+    assert partial == b""
+    assert lines[-1] == {"name": NAME, "version": result["version"], "protected": False, "catalog": True}
+    assert (root / "catalog" / "all").read_text() == f"{NAME}\nother/app\n"
+    following.tick()
+    assert served_tags(following, NAME) == {"first": first.digest, "second": second.digest}
+
+
+def test_a_journal_line_cut_short_by_a_killed_writer_is_cut_off_by_the_next_append(services):
+    publisher = Publisher(services)
+    repo = publisher.repository(NAME)
+    publisher.image(repo, "v1")
+    first = publisher.publish(repo)
+    root = publisher.published_dir
+    following = CraneUnderTest(root)
+    assert served_tags(following, NAME) is not None
+    segment, _tree_id = read_head(root)
+    with open(segment_path(root, segment), "ab") as tail:   # what a writer killed mid-append leaves
+        tail.write(b'{"name":"crash/app","version":"2026')
+    following.tick()
+    assert served_tags(following, NAME) is not None         # a reader takes whole lines only
+
+    image = publisher.image(repo, "v2")
+    result = publisher.publish(repo)
+
+    lines, partial = journal(root)
+    assert partial == b""
+    assert [line["version"] for line in lines] == [first["version"], result["version"]]
+    following.tick()
+    assert served_tags(following, NAME)["v2"] == image.digest
 
 
 def test_every_directory_and_link_a_publish_creates_is_fsynced_into_its_parent(services, monkeypatch):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pulp_registry import content, orphan_explanations, orphans, repositories
-from pulp_registry.publish import publish_repository
+from pulp_registry.publish import prepare_published_tree, publish_repository
 from pulp_registry.tasks import TaskCanceled
 from pulp_registry.users import create_user
 from tests.conftest import basic_auth
@@ -206,12 +206,18 @@ def test_a_pull_under_way_reads_the_blob_to_the_end_after_cleanup_removed_it(ser
 def test_leftovers_of_crashes_and_expired_upload_sessions_go_and_live_sessions_stay(services):
     storage = services.storage
     root = Path(services.settings.published_dir)
+    prepare_published_tree(root)
+    publish_repository(services, make_repository(services, "journaled/app")["_id"])
+    journal_and_catalog = {path: path.read_bytes() for directory in (root / "journal", root / "catalog")
+                           for path in directory.iterdir()}
     (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     leftovers = {
         storage.tmp_dir / "tmpabc": b"partial monolithic upload",
         storage.uploads_dir / "0b7f5d1e-1111-4222-8333-444455556666.finishing-abc": b"finish cut short",
         root / "blobs" / "sha256" / ".abc.1234.tmp": b"link of a killed publish",
-        root / ".generation.1234.tmp": b"token",
+        root / ".FORMAT.1234.tmp": b"pulp-registry-published 2\n",
+        root / "journal" / ".HEAD.1234.tmp": b"2 0123",
+        root / "catalog" / ".all.1234.tmp": b"journaled/app\n",
     }
     for path, data in leftovers.items():
         path.write_bytes(data)
@@ -230,11 +236,12 @@ def test_leftovers_of_crashes_and_expired_upload_sessions_go_and_live_sessions_s
     assert orphans.find_orphans(services)["leftovers"]["uploads"] == 0   # everything is young
     age_path(storage.uploads_dir / expired, 25 * HOUR)
     found = orphans.find_orphans(services, grace_period=0)["leftovers"]
-    assert found == {"uploads": 4, "temporary_files": 4, "bytes": sum(map(len, leftovers.values())) + 2 + 5 + 3}
+    assert found == {"uploads": 4, "temporary_files": 6, "bytes": sum(map(len, leftovers.values())) + 2 + 5 + 3}
 
     result = orphans.cleanup_orphans(services, no_progress, grace_period=0)
-    assert (result["uploads"], result["temporary_files"]) == (4, 4)
+    assert (result["uploads"], result["temporary_files"]) == (4, 6)
     assert all(not path.exists() for path in leftovers) and not trash.exists()
+    assert {path: path.read_bytes() for path in journal_and_catalog} == journal_and_catalog
     assert {upload["_id"] for upload in services.db.uploads.find()} == {live}
     assert storage.upload_size(live) == 4
     assert not (storage.uploads_dir / expired).exists() and not (storage.uploads_dir / orphan_session).exists()

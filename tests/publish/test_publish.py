@@ -29,8 +29,19 @@ def versions(services: Any, name: str) -> list[str]:
     return sorted(p.name for p in (fmt.repository_dir(published_root(services), name) / fmt.VERSIONS_DIR).iterdir())
 
 
-def generation(services: Any) -> str:
-    return (published_root(services) / fmt.GENERATION_FILE).read_text()
+def journal(services: Any) -> list[dict[str, Any]]:
+    """Every line of every journal segment, oldest first, as the JSON objects the format documents."""
+    directory = published_root(services) / fmt.JOURNAL_DIR
+    lines: list[dict[str, Any]] = []
+    for segment in sorted(directory.glob("*.log")):
+        data = segment.read_bytes()
+        assert data == b"" or data.endswith(b"\n"), f"{segment} ends in a partial line"
+        lines += [json.loads(line) for line in data.splitlines()]
+    return lines
+
+
+def catalog(services: Any, which: str) -> list[str]:
+    return (published_root(services) / fmt.CATALOG_DIR / which).read_text().splitlines()
 
 
 def test_publish_writes_the_documented_tree(services):
@@ -41,8 +52,13 @@ def test_publish_writes_the_documented_tree(services):
     result = publish_repository(services, repo["_id"])
 
     root = published_root(services)
-    assert (root / fmt.FORMAT_FILE).read_text() == "pulp-registry-published 1\n"
-    assert generation(services).strip()
+    assert (root / fmt.FORMAT_FILE).read_text() == "pulp-registry-published 2\n"
+    segment, tree_id = (root / "journal" / "HEAD").read_text().split()
+    assert int(segment) == 1 and len(tree_id) == 32 and int(tree_id, 16) >= 0
+    assert journal(services) == [{"name": "my/app", "version": result["version"], "protected": True,
+                                  "catalog": True}]
+    assert (root / "catalog" / "all").read_text() == "my/app\n"
+    assert (root / "catalog" / "public").read_text() == ""
     repo_dir = root / "repositories" / "my%2Fapp"
     current = repo_dir / "current"
     assert current.is_symlink()
@@ -51,7 +67,7 @@ def test_publish_writes_the_documented_tree(services):
 
     document = live_document(services, "my/app")
     manifest = json.loads(raw)
-    assert document["format"] == 1
+    assert document["format"] == 2
     assert document["name"] == "my/app"
     assert document["repo_id"] == repo["_id"]
     assert document["protected"] is True
@@ -121,11 +137,13 @@ def test_republish_switches_to_the_new_version_and_keeps_only_the_previous_one(s
     repo = make_repository(services, "busy/repo")
     first_digest, _ = push_image(services, repo, "v1", [b"first"])
     first = publish_repository(services, repo["_id"])
-    first_generation = generation(services)
 
     second_digest, _ = push_image(services, repo, "v2", [b"second"])
     second = publish_repository(services, repo["_id"])
-    assert generation(services) != first_generation
+    # One journal line per publish; the catalog changed with the first only (the name was new).
+    assert journal(services) == [
+        {"name": "busy/repo", "version": first["version"], "protected": False, "catalog": True},
+        {"name": "busy/repo", "version": second["version"], "protected": False, "catalog": False}]
     assert versions(services, "busy/repo") == sorted([first["version"], second["version"]])
     assert live_document(services, "busy/repo")["tags"] == {"v1": first_digest, "v2": second_digest}
 
@@ -211,24 +229,27 @@ def test_content_missing_from_storage_fails_the_publish_and_keeps_the_live_versi
     assert set(live_document(services, "broken")["tags"]) == {"v1"}
 
 
-def test_unpublish_removes_the_repository_and_bumps_generation(services):
+def test_unpublish_removes_the_repository_and_journals_the_removal(services):
     kept = make_repository(services, "kept")
     gone = make_repository(services, "gone/app")
     push_image(services, kept, "v1", [b"kept layer"])
     push_image(services, gone, "v1", [b"gone layer"])
     publish_repository(services, kept["_id"])
     publish_repository(services, gone["_id"])
-    before = generation(services)
+    assert catalog(services, "all") == catalog(services, "public") == ["gone/app", "kept"]
 
     unpublish_repository(services.settings, "gone/app")
 
     root = published_root(services)
     assert not fmt.repository_dir(root, "gone/app").exists()
     assert fmt.repository_dir(root, "kept").is_dir()
-    assert generation(services) != before
+    assert journal(services)[-1] == {"name": "gone/app", "version": None, "protected": None, "catalog": True}
+    assert len(journal(services)) == 3
+    assert catalog(services, "all") == catalog(services, "public") == ["kept"]
     assert [p.name for p in root.iterdir() if p.name.startswith(".trash")] == []
 
 
 def test_unpublishing_a_repository_never_published_is_a_no_op(services):
     unpublish_repository(services.settings, "never/published")
     assert not fmt.repository_dir(published_root(services), "never/published").exists()
+    assert not (published_root(services) / fmt.JOURNAL_DIR).exists() or journal(services) == []

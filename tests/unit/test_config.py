@@ -80,7 +80,7 @@ def test_a_mapping_where_a_string_belongs_is_refused(tmp_path):
 
 @pytest.mark.parametrize("key,value", [
     ("mongo_url", "postgres://db"),
-    ("storage_driver", "s3"),
+    ("storage_driver", "azure"),
     ("api_workers", 0),
     ("task_lock_timeout", -5),
     ("max_manifest_size", 0),

@@ -153,7 +153,8 @@ def test_clear_tmp_removes_files_left_by_a_dead_writer(storage):
     assert leftovers(storage) == [] and storage.tmp_dir.is_dir()
 
 
-def test_open_storage_knows_the_filesystem_driver_only(tmp_path):
-    assert isinstance(open_storage("filesystem", str(tmp_path)), FilesystemStorage)
-    with pytest.raises(ValueError, match="s3"):
-        open_storage("s3", str(tmp_path))
+def test_open_storage_opens_the_filesystem_driver_at_storage_path(tmp_path):
+    from pulp_registry.config import Settings
+
+    storage = open_storage(Settings(data_dir=str(tmp_path), storage_path=str(tmp_path / "content")))
+    assert isinstance(storage, FilesystemStorage) and storage.root == tmp_path / "content"
