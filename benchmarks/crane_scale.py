@@ -62,6 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tags", type=int, default=1_000_000,
                         help="tags in all, spread evenly over the repositories (1000000)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of each Crane (2)")
+    parser.add_argument("--repository-cache-mib", type=int, default=0,
+                        help="CRANE_REPOSITORY_CACHE_MIB (default: Crane's own default)")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="CRANE_POLL_INTERVAL in seconds (1)")
     parser.add_argument("--requests", type=int, default=10_000,
                         help="random manifest GETs before RSS is read (10000)")
@@ -115,6 +117,8 @@ def start_crane(tree: Path, args: argparse.Namespace, workdir: Path, label: str)
     port = free_port()
     env = _clean_env()
     env.update({"CRANE_LOG_LEVEL": "WARNING", "CRANE_POLL_INTERVAL": str(args.poll_interval)})
+    if args.repository_cache_mib:
+        env["CRANE_REPOSITORY_CACHE_MIB"] = str(args.repository_cache_mib)
     argv = [find_tool("crane"), "--data-dir", str(tree), "--bind", f"127.0.0.1:{port}",
             "--workers", str(args.workers)]
     log_path = workdir / f"crane-{label}.log"
@@ -262,21 +266,28 @@ def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> dict[
                                                     accept=MANIFEST_ACCEPT))
     seconds = max(1, round(args.duration / args.rounds))  # wrk takes whole seconds
     rounds: dict[str, list[float]] = {"big": [], "small": []}
+    cpu: dict[str, list[float]] = {"big": [], "small": []}
     bad = 0
     say(f"manifest GET req/s, wrk -c{args.connections}, {args.rounds} x {seconds:g}s per tree, taking turns ...")
     for _ in range(args.rounds):
         for label, server in (("big", crane), ("small", small_crane)):
             wrk_round(server, scripts[label], 1.0, args.connections)  # warm-up, not counted
+            cpu_before = sum(process_tree_cpu(server.process.pid).values())
             rate, errors = wrk_round(server, scripts[label], seconds, args.connections)
+            cpu_after = sum(process_tree_cpu(server.process.pid).values())
             rounds[label].append(rate)
+            cpu[label].append((cpu_after - cpu_before) / (rate * seconds) * 1e6)
             bad += errors
     result["rate_rounds"] = rounds
     result["rate_big"] = statistics.median(rounds["big"])
     result["rate_small"] = statistics.median(rounds["small"])
     result["rate_ratio"] = round(result["rate_big"] / result["rate_small"], 3)
     result["rate_errors"] = bad
+    result["cpu_us_per_request"] = {label: round(statistics.median(values)) for label, values in cpu.items()}
     say(f"  {result['rate_big']:,.0f} req/s on {args.repositories:,} repositories, {result['rate_small']:,.0f} on "
-        f"{SMALL_REPOSITORIES}: ratio {result['rate_ratio']:.2f}" + (f"; WARNING {bad} errors" if bad else ""))
+        f"{SMALL_REPOSITORIES}: ratio {result['rate_ratio']:.2f}; Crane CPU per request "
+        f"{result['cpu_us_per_request']['big']} / {result['cpu_us_per_request']['small']} us"
+        + (f"; WARNING {bad} errors" if bad else ""))
     small_crane.stop()
     result["rss_after_rate_mib"] = [round(m, 1) for m in worker_rss_mib(crane)]
 

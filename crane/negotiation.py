@@ -22,6 +22,7 @@ distribution.
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable
 
 from pulp_registry import oci
@@ -55,7 +56,7 @@ def negotiate(repository: PublishedRepository, manifest: ManifestInfo, by_tag: b
     media_type = manifest.media_type
     if media_type == oci.DOCKER_MANIFEST:
         return manifest
-    accepted = oci.accepted_media_types(accept_headers)
+    accepted = _accepted(tuple(accept_headers))
     if media_type in accepted:
         return manifest
     if media_type in _NOT_ACCEPTED:
@@ -69,6 +70,12 @@ def negotiate(repository: PublishedRepository, manifest: ManifestInfo, by_tag: b
     if child.media_type == oci.DOCKER_MANIFEST and oci.DOCKER_MANIFEST not in accepted:
         raise ManifestInvalid("Schema 2 manifest not supported by client")
     return child
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted(accept_headers: tuple[str, ...]) -> frozenset[str]:
+    """Parsed once per distinct ``Accept`` (clients send a handful): a cache miss of a repository pays for it."""
+    return frozenset(oci.accepted_media_types(accept_headers))
 
 
 def _default_platform_child(repository: PublishedRepository, manifest: ManifestInfo) -> ManifestInfo | None:

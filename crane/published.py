@@ -49,18 +49,28 @@ log = logging.getLogger("crane.published")
 
 
 
+#: First read of a published file: most repository.json and manifests fit. A buffer of 128 KiB or
+#: more costs an mmap and munmap per read (glibc), measured here as 45 us against 6 us for 16 KiB.
+_FIRST_READ = 16 * 1024
+
+
 def read_file(path: str) -> bytes:
-    """A whole small file, with two system calls fewer than ``open().read()``."""
+    """A whole small file in three system calls (``open().read()`` makes six, and allocates more).
+
+    Published files never change once renamed into place, and a read of a
+    regular file returns less than asked for only at its end.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size + 1)
-        while len(data) <= size:   # short read (or the file grew): read on to the end
-            more = os.read(fd, 1 << 16)
-            if not more:
-                break
-            data += more
-        return data
+        data = os.read(fd, _FIRST_READ)
+        if len(data) < _FIRST_READ:
+            return data
+        parts = [data]
+        remaining = os.fstat(fd).st_size - len(data)
+        while more := os.read(fd, max(remaining, 0) + _FIRST_READ):   # one more byte than left: see the end
+            parts.append(more)
+            remaining -= len(more)
+        return b"".join(parts)
     finally:
         os.close(fd)
 
