@@ -19,6 +19,7 @@ that expires after ``s3_url_expiry`` seconds, given only after the same checks.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from typing import Any, Callable, Mapping
 
@@ -149,10 +150,8 @@ class CraneSettings:
         if not 1 <= self.s3_url_expiry <= MAX_URL_EXPIRY:
             raise ConfigError(f"s3_url_expiry: must be between 1 and {MAX_URL_EXPIRY} seconds, "
                               f"got {self.s3_url_expiry}")
-        try:
-            import boto3  # noqa: F401  (only here: Crane without the s3 extra never imports it)
-        except ImportError:
-            raise ConfigError("blob_storage: s3 needs boto3: pip install 'pulp-registry[s3]'") from None
+        if importlib.util.find_spec("boto3") is None:   # looked for, not imported: Crane on files never loads it
+            raise ConfigError("blob_storage: s3 needs boto3: pip install 'pulp-registry[s3]'")
 
     @property
     def token_auth(self) -> bool:
