@@ -7,6 +7,7 @@ back whole after a crash, so both use these.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 
@@ -32,3 +33,19 @@ def make_dirs(path: Path) -> None:
             if not directory.is_dir():
                 raise
         fsync_dir(directory.parent)   # also when another process made it: its entry may not be durable yet
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole or not at all: a temp file beside it (a dot name readers
+    ignore), fsync, rename, and the directory fsynced so the rename survives a crash."""
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Iterable
 
 from pulp_registry import history, publish_switch, published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
-from pulp_registry.durable import fsync_dir, make_dirs
+from pulp_registry.durable import fsync_dir, make_dirs, write_atomic
 from pulp_registry.tasks import Progress
 
 log = logging.getLogger(__name__)
@@ -40,21 +40,6 @@ class PublishError(Exception):
 
 def _random() -> str:
     return uuid.uuid4().hex[:12]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file beside ``path`` (a dot name readers ignore), fsync, rename."""
-    tmp = path.parent / f".{path.name}.{_random()}.tmp"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 def _copy_stream(source: BinaryIO, tmp: Path) -> None:
@@ -346,7 +331,7 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
     version_dir = repo_dir / fmt.VERSIONS_DIR / version
     make_dirs(version_dir)
     _remove_leftover_links(repo_dir)
-    _write_atomic(version_dir / fmt.REPOSITORY_JSON, json.dumps(document, indent=1, sort_keys=False).encode())
+    write_atomic(version_dir / fmt.REPOSITORY_JSON, json.dumps(document, indent=1, sort_keys=False).encode())
 
     previous = _switch_current(repo_dir, version)
     publish_switch.record_change(root, repo["name"], version, document["protected"])

@@ -11,13 +11,11 @@ last. See docs/published-format.md.
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Iterator
 
 from pulp_registry import published_format as fmt
-from pulp_registry.durable import fsync_dir, make_dirs
+from pulp_registry.durable import make_dirs, write_atomic
 from pulp_registry.published_catalog import rebuild_catalog, update_catalog
 from pulp_registry.published_journal import Change, append_change, init_journal, journal_lock
 
@@ -37,19 +35,8 @@ def tree_format(root: Path) -> int | None:
 
 
 def _write_format(root: Path) -> None:
-    """``FORMAT`` by temp file, fsync and rename: written last, it says the rest is in place."""
-    path = root / fmt.FORMAT_FILE
-    tmp = root / f".{fmt.FORMAT_FILE}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "w") as out:
-            out.write(fmt.FORMAT_TEXT)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(root)
+    """``FORMAT``, written last: it says the rest is in place."""
+    write_atomic(root / fmt.FORMAT_FILE, fmt.FORMAT_TEXT.encode())
 
 
 def published_repositories(root: Path) -> Iterator[tuple[str, bool]]:

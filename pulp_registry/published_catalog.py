@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import mmap
 import os
-import uuid
 from bisect import bisect_left
 from pathlib import Path
 from typing import Iterable
 
-from pulp_registry.durable import fsync_dir, make_dirs
+from pulp_registry.durable import make_dirs, write_atomic
 from pulp_registry.published_format import CATALOG_ALL, CATALOG_DIR, CATALOG_PUBLIC
 
 
@@ -36,17 +35,7 @@ def _read_names(path: Path) -> list[str]:
 
 def _write_names(path: Path, names: list[str]) -> None:
     make_dirs(path.parent)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "wb") as out:
-            out.write("".join(name + "\n" for name in names).encode())
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    write_atomic(path, "".join(name + "\n" for name in names).encode())
 
 
 def _set_member(path: Path, name: str, member: bool) -> bool:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pulp_registry.durable import fsync_dir, make_dirs
+from pulp_registry.durable import fsync_dir, make_dirs, write_atomic
 from pulp_registry.published_format import JOURNAL_DIR
 
 log = logging.getLogger(__name__)
@@ -125,18 +125,7 @@ def journal_lock(root: Path) -> Iterator[None]:
 
 
 def _write_head(root: Path, segment: int, tree_id: str) -> None:
-    directory = journal_dir(root)
-    tmp = directory / f".{HEAD_FILE}.{uuid.uuid4().hex[:12]}.tmp"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(f"{segment} {tree_id}\n".encode())
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, directory / HEAD_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(directory)
+    write_atomic(journal_dir(root) / HEAD_FILE, f"{segment} {tree_id}\n".encode())
 
 
 def _create_segment(root: Path, segment: int) -> None:

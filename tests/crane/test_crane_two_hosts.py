@@ -13,23 +13,22 @@ of every repository and list every repository in ``_catalog``.
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 import requests
 
 from pulp_registry import content
-from tests.crane.conftest import ALL_MANIFEST_TYPES
 from tests.crane.live import running_crane
+from tests.crane.test_crane_publish_while_pulling import Puller
 from tests.integration.conftest import broker_services, broker_settings, celery_worker  # noqa: F401 - fixtures
 from tests.integration.conftest import wait_for_task
 from tests.integration.test_worker_tasks import submit_publish
 from tests.publish.sample_content import make_repository, push_image
-from tests.servers import poll, sha256_digest as sha256
+from tests.servers import poll
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -46,50 +45,22 @@ def two_cranes(broker_services, tmp_path: Path) -> Iterator[list[str]]:
         yield [f"http://{first}", f"http://{second}"]
 
 
-class CrossPuller:
-    """Pulls repositories step by step, each step from the next Crane in turn; records every failure."""
+class CrossPuller(Puller):
+    """``Puller``'s checks over several repositories, each request sent to the next Crane in turn."""
+
+    #: Read by ``Puller.get`` for every request: the next Crane (``Puller.__init__``'s value is ignored).
+    base = property(lambda self: next(self._bases), lambda self, _value: None)
 
     def __init__(self, bases: list[str], names: list[str], stop: threading.Event) -> None:
-        self.bases = itertools.cycle(bases)
-        self.names, self.stop = names, stop
-        self.failures: list[str] = []
-        self.requests = 0
-        self.rounds = 0
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response | None:
-        base = next(self.bases)
-        self.requests += 1
-        try:
-            response = requests.get(base + path, timeout=10, **kwargs)
-        except requests.RequestException as exc:
-            self.failures.append(f"{base}{path}: {exc!r}")
-            return None
-        if response.status_code != 200:
-            self.failures.append(f"{base}{path}: {response.status_code} {response.text[:200]}")
-            return None
-        return response
-
-    def pull(self, name: str) -> None:
-        listing = self.get(f"/v2/{name}/tags/list")
-        if listing is None:
-            return
-        for tag in listing.json()["tags"]:
-            manifest = self.get(f"/v2/{name}/manifests/{tag}", headers={"Accept": ALL_MANIFEST_TYPES})
-            if manifest is None:
-                continue
-            if sha256(manifest.content) != manifest.headers.get("Docker-Content-Digest"):
-                self.failures.append(f"{name}:{tag}: manifest bytes do not match their digest")
-                continue
-            document = json.loads(manifest.content)
-            for descriptor in [document["config"], *document["layers"]]:
-                blob = self.get(f"/v2/{name}/blobs/{descriptor['digest']}")
-                if blob is not None and sha256(blob.content) != descriptor["digest"]:
-                    self.failures.append(f"{name}: blob {descriptor['digest']} bytes do not match")
+        self._bases = itertools.cycle(bases)
+        super().__init__(bases[0], names[0], stop)
+        self.names = names
 
     def run(self, deadline: float) -> None:
         while time.monotonic() < deadline and not self.stop.is_set():
             for name in list(self.names):
-                self.pull(name)
+                self.name = name
+                self.one_round()
             self.rounds += 1
 
 
