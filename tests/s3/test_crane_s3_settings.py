@@ -8,19 +8,9 @@ import pytest
 
 from crane.config import CraneSettings
 from pulp_registry.config import ConfigError
+from tests.crane.conftest import token_auth  # noqa: F401 - fixture shared with tests/crane
 
 S3 = {"blob_storage": "s3", "s3_bucket": "registry"}
-
-
-@pytest.fixture
-def token_auth(tmp_path) -> dict[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    public_key = tmp_path / "token.pub"
-    public_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    return {"token_public_key": str(public_key), "token_issuer": "pulp-registry", "token_service": "pulp-registry"}
 
 
 @pytest.mark.parametrize("changes,message", [
