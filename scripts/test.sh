@@ -57,6 +57,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# Chromium for the console's browser tests: optional (they are skipped, with the reason, without it).
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed' && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian package chromium (browser tests of the console)"
+    as_root apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core \
+        || say "could not install chromium: the console's browser tests will be skipped"
+fi
+
 # --- Python ---------------------------------------------------------------------------
 . scripts/venv.sh
 ensure_venv '.[test]' .pulp-registry-installed
