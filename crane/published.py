@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from orjson import loads   # a cache miss parses one repository.json: several times faster than json's
 
@@ -217,16 +217,25 @@ class PublishedTree:
         data = self._manifests.get(manifest.digest)
         if data is None:
             algorithm, hexdigest = manifest.digest.split(":", 1)   # ManifestInfo digests are validated
-            path = f"{self._blobs_dir}/{algorithm}/{hexdigest}"
-            try:
-                data = read_file(path)
-            except OSError as exc:
-                log.error("manifest %s is listed but cannot be read: %s", manifest.digest, exc)
-                raise ContentMissing(manifest.digest) from None
-            if oci.compute_digest(data, algorithm) != manifest.digest:
-                log.error("manifest %s: bytes in %s do not match their digest", manifest.digest, path)
-                raise ContentMissing(manifest.digest)
+            data = manifest.content
+            if data is None or oci.compute_digest(data, algorithm) != manifest.digest:
+                if data is not None:
+                    log.error("manifest %s: the content repository.json carries does not match its digest; "
+                              "reading blobs/", manifest.digest)
+                data = self._read_manifest_file(manifest.digest, algorithm, hexdigest)
             self._manifests.put(manifest.digest, data)
+        return data
+
+    def _read_manifest_file(self, digest: str, algorithm: str, hexdigest: str) -> bytes:
+        path = f"{self._blobs_dir}/{algorithm}/{hexdigest}"
+        try:
+            data = read_file(path)
+        except OSError as exc:
+            log.error("manifest %s is listed but cannot be read: %s", digest, exc)
+            raise ContentMissing(digest) from None
+        if oci.compute_digest(data, algorithm) != digest:
+            log.error("manifest %s: bytes in %s do not match their digest", digest, path)
+            raise ContentMissing(digest)
         return data
 
     def blob_file(self, digest: str) -> Path:
@@ -370,10 +379,13 @@ class PublishedTree:
                 epoch, recent = cache.epoch, cache.recent.get(name)
             if recent == REMOVED:
                 return None
-            version = recent if recent else self._read_link(name)
+            if recent:
+                version: str | None = recent
+                repository, missing = self._read_version(name, recent)
+            else:
+                version, repository, missing = self._read_current(name)
             if version is None:
                 return None
-            repository, missing = self._read_version(name, version)
             if missing:   # superseded and deleted while we read: catch up with the publish that did it
                 with self._poll_lock:
                     self._poll_journal()
@@ -392,20 +404,49 @@ class PublishedTree:
                 return cache.insert(previous)
         return repository   # changed twice while loading: serve what was read, without keeping it
 
+    def _read_current(self, name: str) -> tuple[str | None, PublishedRepository | None, bool]:
+        """What ``current`` serves, read in one open through the link: ``(version, repository, missing)``.
+
+        The document names its own version (publishes write ``version``), so the
+        link need not be read first; a document without one, or one that cannot
+        be read, is looked up by the link as before.
+        """
+        path = f"{self._repository_dir(name)}/{fmt.CURRENT_LINK}/{fmt.REPOSITORY_JSON}"
+        try:
+            data = read_file(path)
+            document = loads(data)
+            version = document.get("version")
+        except Exception:   # noqa: BLE001 - not published, or unreadable: the link decides below
+            version = None
+        if type(version) is not str or not _is_version_name(version):
+            version = self._read_link(name)
+            if version is None:
+                return None, None, False
+            return (version, *self._read_version(name, version))
+        return version, self._parse(name, path, document, len(data), version), False
+
     def _read_version(self, name: str, version: str) -> tuple[PublishedRepository | None, bool]:
         """``versions/<version>`` of ``name`` parsed; None (logged) if it cannot be; and whether it was missing."""
         path = f"{self._repository_dir(name)}/{fmt.VERSIONS_DIR}/{version}/{fmt.REPOSITORY_JSON}"
         try:
             data = read_file(path)
-            repository = parse_repository(loads(data), version, len(data))
+            document = loads(data)
         except FileNotFoundError:
             log.info("%s: version %s vanished while loading (a newer publish replaced it)", name, version)
             return None, True
         except Exception as exc:   # noqa: BLE001 - a bad file must not take Crane down
             log.error("%s: cannot load version %s: %s", self._repository_dir(name), version, exc)
             return None, False
+        return self._parse(name, path, document, len(data), version), False
+
+    def _parse(self, name: str, path: str, document: Any, size: int, version: str) -> PublishedRepository | None:
+        try:
+            repository = parse_repository(document, version, size)
+        except Exception as exc:   # noqa: BLE001 - a bad file must not take Crane down
+            log.error("%s: cannot load version %s: %s", self._repository_dir(name), version, exc)
+            return None
         if repository.name != name:
             log.error("%s: repository.json names %r, which belongs in another directory; not served",
                       path, repository.name)
-            return None, False
-        return repository, False
+            return None
+        return repository

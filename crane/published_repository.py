@@ -49,6 +49,8 @@ class ManifestInfo:
     subject: str | None = None
     #: For a list or index: ``((child digest, platform dict), ...)``.
     platforms: tuple[tuple[str, Mapping[str, Any]], ...] | None = None
+    #: The manifest's bytes when ``repository.json`` carries them (``content``), not yet verified.
+    content: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +79,12 @@ def _platforms(raw: Any) -> tuple[tuple[str, Mapping[str, Any]], ...] | None:
 
 def manifest_info(digest: str, info: Mapping[str, Any]) -> ManifestInfo:
     """A manifest of ``repository.json`` in memory; raise ValueError (and the like) if it is not one."""
+    content = info.get("content")
     return ManifestInfo(digest=oci.validate_digest(digest), media_type=str(info["media_type"]),
                         size=int(info["size"]), artifact_type=info.get("artifact_type"),
                         config_media_type=info.get("config_media_type"), subject=info.get("subject"),
-                        platforms=_platforms(info.get("platforms")))
+                        platforms=_platforms(info.get("platforms")),
+                        content=content.encode() if type(content) is str else None)
 
 
 class Manifests(Mapping[str, ManifestInfo]):

@@ -48,6 +48,15 @@ def repository_dir(root: Path, name: str) -> Path:
     return root / REPOSITORIES_DIR / encode_name(name)
 
 
+#: Manifests up to this many bytes are carried in ``repository.json`` too (``content``).
+INLINE_MANIFEST_MAX = 4096
+
+
+def dump_repository(document: Mapping[str, Any]) -> bytes:
+    """``repository.json``'s bytes: compact, UTF-8 (readers parse it on every cache miss)."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def repository_problems(document: Mapping[str, Any],
                         manifest_blobs: Mapping[str, Iterable[str]] | None = None) -> list[str]:
     """What makes a ``repository.json`` document not whole; empty if it may be served.

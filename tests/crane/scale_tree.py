@@ -72,17 +72,16 @@ def repository_document(root: Path, number: int, tags_per_repository: int, salt:
         else:
             digest = fake_digest(f"{name}:{tag}{salt}")
         tags[tag] = digest
-        manifests[digest] = {"media_type": MANIFEST_TYPE, "size": size, "artifact_type": None,
-                             "config_media_type": CONFIG_TYPE, "subject": None, "annotations": None,
-                             "platforms": None}
+        manifests[digest] = {"media_type": MANIFEST_TYPE, "size": size, "config_media_type": CONFIG_TYPE}
+        if manifest_blobs and size <= fmt.INLINE_MANIFEST_MAX:
+            manifests[digest]["content"] = data.decode()
         blobs[config], blobs[layer] = 1480, 31_415_926
         if tag_number == 0:
             signature = fake_digest(f"{name}:{tag}:signature{salt}")
             manifests[signature] = {"media_type": MANIFEST_TYPE, "size": 700,
                                     "artifact_type": "application/vnd.dev.cosign.artifact.sig.v1+json",
                                     "config_media_type": "application/vnd.oci.empty.v1+json",
-                                    "subject": digest, "annotations": {"created": "2026-01-01"},
-                                    "platforms": None}
+                                    "subject": digest, "annotations": {"created": "2026-01-01"}}
     return {"format": fmt.FORMAT_VERSION, "name": name, "repo_id": name.replace("/", "-"),
             "protected": number % 10 == 0, "published": "2026-11-25T17:00:00Z",
             "tags": tags, "manifests": manifests, "blobs": blobs}
@@ -93,7 +92,7 @@ def write_version(root: Path, document: dict[str, Any], version: str = VERSION) 
     version_dir = fmt.repository_dir(root, document["name"]) / fmt.VERSIONS_DIR / version
     version_dir.mkdir(parents=True)
     temporary = version_dir / f".{fmt.REPOSITORY_JSON}.{secrets.token_hex(4)}.tmp"
-    temporary.write_text(json.dumps(document))
+    temporary.write_bytes(fmt.dump_repository({"format": document["format"], "version": version, **document}))
     os.rename(temporary, version_dir / fmt.REPOSITORY_JSON)
 
 

@@ -125,8 +125,32 @@ def test_a_manifest_whose_bytes_do_not_match_its_digest_is_not_served(publisher,
     path = fmt.blob_path(publisher.published_dir, image.digest)
     path.unlink()                       # a hard link to the content store: replace, do not write through
     path.write_bytes(image.raw + b" ")
+    _tamper_inline_content(publisher.published_dir, "my/app", image.digest)
     response = crane.get("/v2/my/app/manifests/latest")
     assert response.status_code == 404 and error_code(response) == "MANIFEST_UNKNOWN"
+
+
+def test_a_manifest_carried_in_repository_json_is_checked_against_its_digest(publisher, crane, caplog):
+    repo = publisher.repository("my/app")
+    image = publisher.image(repo, "latest")
+    publisher.publish(repo)
+    repo_dir = fmt.repository_dir(publisher.published_dir, "my/app")
+    listed = fmt.read_version(repo_dir, fmt.current_version(repo_dir))["manifests"][image.digest]
+    assert listed["content"].encode() == image.raw   # small manifests travel in repository.json
+    _tamper_inline_content(publisher.published_dir, "my/app", image.digest)
+    crane.tick()
+    assert crane.get("/v2/my/app/manifests/latest").data == image.raw   # from blobs/, verified
+    assert "does not match its digest" in caplog.text
+
+
+def _tamper_inline_content(root: Path, name: str, digest: str) -> None:
+    """Change the bytes ``repository.json`` carries for ``digest`` (a new file: the old one may be open)."""
+    repo_dir = fmt.repository_dir(root, name)
+    path = repo_dir / fmt.CURRENT_LINK / fmt.REPOSITORY_JSON
+    document = json.loads(path.read_bytes())
+    document["manifests"][digest]["content"] += " "
+    path.unlink()
+    path.write_bytes(fmt.dump_repository(document))
 
 
 def test_an_unknown_format_refuses_to_start_with_a_clear_message(tmp_path: Path):
