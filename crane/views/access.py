@@ -50,7 +50,7 @@ from flask import request
 from pulp_registry import oci
 from pulp_registry import published_format as fmt
 from pulp_registry.registry_errors import BlobUnknown, ManifestUnknown, NameUnknown, Unauthorized
-from pulp_registry.registry_tokens import (CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, Grant,
+from pulp_registry.registry_scopes import (CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, Grant,
                                            InvalidRegistryToken, bearer_token, format_scope)
 
 from crane.config import CraneSettings

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, request
 
 from pulp_registry import oci
 from pulp_registry.registry_errors import NameUnknown
-from pulp_registry.registry_tokens import TokenVerifier
 
 from crane.config import CraneSettings
 from crane.published import PublishedTree
-from crane.tokens import verifier_for
+
+if TYPE_CHECKING:   # PyJWT and cryptography are imported only where tokens are configured (start-up time)
+    from pulp_registry.registry_tokens import TokenVerifier
 
 blueprint = Blueprint("base", __name__)
 
@@ -31,7 +32,9 @@ class CraneState:
     verifier: TokenVerifier | None = None
 
     def __post_init__(self) -> None:
-        if self.verifier is None:
+        if self.verifier is None and self.settings.token_public_key:
+            from crane.tokens import verifier_for
+
             object.__setattr__(self, "verifier", verifier_for(self.settings))
 
 

@@ -35,8 +35,8 @@ from werkzeug.wrappers import Response
 from pulp_registry import access, oci, users
 from pulp_registry.registry.responses import json_response
 from pulp_registry.registry_errors import BadTokenOption, MissingRequiredField, RegistryError, UnsupportedValue
-from pulp_registry.registry_tokens import (CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, access_entries,
-                                           format_scope, issue_token, keys_for, parse_scope)
+from pulp_registry.registry_scopes import CATALOG, REGISTRY, REPOSITORY, WILDCARD_ACTION, format_scope, parse_scope
+from pulp_registry.registry_tokens import access_entries, issue_token, keys_for
 from pulp_registry.services import current_services
 
 blueprint = Blueprint("registry_token", __name__)

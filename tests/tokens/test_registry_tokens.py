@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from pulp_registry.config import ConfigError, Settings
-from pulp_registry.registry_tokens import (Grant, InvalidRegistryToken, TokenKeyError, TokenKeys, TokenVerifier,
-                                           bearer_token, issue_token, key_id, keys_for, load_public_keys,
-                                           parse_access, parse_scope, verify_token)
+from pulp_registry.registry_scopes import Grant, InvalidRegistryToken, bearer_token, parse_access, parse_scope
+from pulp_registry.registry_tokens import (TokenKeyError, TokenKeys, TokenVerifier, issue_token, key_id, keys_for,
+                                           load_public_keys, verify_token)
 
 KID_RE = re.compile(r"^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$")
 ACCESS = [{"type": "repository", "name": "my/app", "actions": ["pull", "push"]}]
