@@ -141,8 +141,11 @@ def is_authorized(db: Collections, user: dict[str, Any] | None, operation: str, 
         return False
     if is_super_user(user):
         return True
-    query = {**_subject_query(user), "resource": {"$in": ancestors(normalize_resource(resource))},
-             "operations": operation}
+    try:
+        resource = normalize_resource(resource)
+    except GrantError:   # a path no grant can name (``/repositories/a b/``): refused, not a server error
+        return False
+    query = {**_subject_query(user), "resource": {"$in": ancestors(resource)}, "operations": operation}
     return db.permissions.find_one(query, {"_id": 1}) is not None
 
 

@@ -376,7 +376,7 @@ def repository_counts(db: Collections, repo_id: str) -> dict[str, int]:
             "blob_count": blob_count, "total_size": manifest_size + blob_size}
 
 
-class _SizeCalculator:
+class SizeCalculator:
     """Sizes of images as users think of them: manifest bytes plus every blob, children for a list."""
 
     def __init__(self, db: Collections, digests: Iterable[str]) -> None:
@@ -426,7 +426,7 @@ def list_images(db: Collections, repo_id: str) -> list[dict[str, Any]]:
 
     # ObjectIds grow with insertion: they order two pushes within the same millisecond.
     associations = list(db.repo_manifests.find({"repo_id": repo_id}).sort([("added", -1), ("_id", -1)]))
-    sizes = _SizeCalculator(db, [association["digest"] for association in associations])
+    sizes = SizeCalculator(db, [association["digest"] for association in associations])
     tags_by_digest: dict[str, list[str]] = {}
     for tag in db.tags.find({"repo_id": repo_id}, {"name": 1, "manifest_digest": 1}).sort("name", 1):
         tags_by_digest.setdefault(tag["manifest_digest"], []).append(tag["name"])
@@ -446,7 +446,7 @@ def list_images(db: Collections, repo_id: str) -> list[dict[str, Any]]:
     return images
 
 
-def _tag_json(tag: dict[str, Any], sizes: _SizeCalculator, media_types: Mapping[str, str]) -> dict[str, Any]:
+def tag_json(tag: dict[str, Any], sizes: SizeCalculator, media_types: Mapping[str, str]) -> dict[str, Any]:
     digest = tag["manifest_digest"]
     media_type = media_types.get(digest) or sizes.manifests.get(digest, {}).get("media_type")
     return {"name": tag["name"], "manifest_digest": digest, "media_type": media_type,
@@ -459,8 +459,8 @@ def list_tags(db: Collections, repo_id: str) -> list[dict[str, Any]]:
     digests = list({tag["manifest_digest"] for tag in tags})
     media_types = {association["digest"]: association.get("media_type") for association in
                    db.repo_manifests.find({"repo_id": repo_id, "digest": {"$in": digests}}, {"digest": 1, "media_type": 1})}
-    sizes = _SizeCalculator(db, digests)
-    return [_tag_json(tag, sizes, media_types) for tag in tags]
+    sizes = SizeCalculator(db, digests)
+    return [tag_json(tag, sizes, media_types) for tag in tags]
 
 
 def get_tag(db: Collections, repo_id: str, name: str) -> dict[str, Any] | None:
@@ -469,7 +469,7 @@ def get_tag(db: Collections, repo_id: str, name: str) -> dict[str, Any] | None:
         return None
     association = db.repo_manifests.find_one({"repo_id": repo_id, "digest": tag["manifest_digest"]}) or {}
     media_types = {tag["manifest_digest"]: association.get("media_type")}
-    return _tag_json(tag, _SizeCalculator(db, [tag["manifest_digest"]]), media_types)
+    return tag_json(tag, SizeCalculator(db, [tag["manifest_digest"]]), media_types)
 
 
 # --- JSON -------------------------------------------------------------------------

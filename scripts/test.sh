@@ -3,7 +3,8 @@
 #
 # On a fresh Debian or Ubuntu machine with Python 3.11+ it installs the Debian
 # packages the tests drive (skopeo, umoci, podman, redis-server, rabbitmq-server,
-# docker-registry, slapd, ldap-utils, wrk, nginx, docker-compose, systemd), creates
+# docker-registry, slapd, ldap-utils, wrk, nginx, docker-compose, systemd; chromium when it can, for
+# the console's browser tests), creates
 # the virtual environment .venv, installs the project with its `test` extra (all extras + pytest) into it, and runs `python -m pytest` (extra arguments are
 # passed to pytest). The tests start their own servers (redis-server as the
 # Celery broker, slapd, docker-registry, pulp-registry dev) on free 127.0.0.1
@@ -61,6 +62,7 @@ fi
 if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed' && command -v apt-get >/dev/null 2>&1; then
     say "installing Debian package chromium (browser tests of the console)"
     as_root apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core \
+        || { as_root apt-get update -q && as_root apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; } \
         || say "could not install chromium: the console's browser tests will be skipped"
 fi
 
