@@ -91,3 +91,18 @@ def test_an_unreachable_directory_answers_503_and_local_users_still_log_in(clien
     assert on_v2.status_code == 503 and on_v2.get_json()["errors"][0]["code"] == "UNAVAILABLE"
     assert "ldap://127.0.0.1:9 is unavailable" in caplog.text
     assert client.get(WHOAMI, headers=basic_auth("admin", ADMIN_PASSWORD)).status_code == 200
+
+
+def test_a_directory_user_logs_in_to_the_console_and_sees_what_their_groups_allow(app, directory, services):
+    from pulp_registry.repositories import create_repository
+    from tests.console.conftest import log_in
+
+    create_repository(services.db, "team/app", repo_id="team-app")
+    create_repository(services.db, "other/app", repo_id="other-app", protected=True)
+    browser = app.test_client()
+    assert log_in(browser, "alice", "wrong").status_code == 401
+    assert log_in(browser, "alice", USERS["alice"][1]).status_code == 302
+    listing = browser.get("/console/repositories/").get_data(as_text=True)
+    assert "team/app" in listing and "other/app" not in listing
+    assert browser.get("/console/repositories/other-app/").status_code == 403
+    assert users.get_user(services.db, "alice")["source"] == "ldap"
