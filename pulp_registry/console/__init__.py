@@ -11,7 +11,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from pulp_registry.console.session import ConsoleSessionInterface, secret_key
+from pulp_registry.console.session import ConsoleSessionInterface
 from pulp_registry.services import Services
 
 CONSOLE_PREFIX = "/console"
@@ -20,7 +20,6 @@ CONSOLE_PREFIX = "/console"
 def register_console(app: Flask, services: Services) -> None:
     from pulp_registry.console import auth_views, pages
 
-    app.secret_key = secret_key(services.db)
     app.session_interface = ConsoleSessionInterface()
     app.config.update(SESSION_COOKIE_NAME="pulp_registry_console", SESSION_COOKIE_HTTPONLY=True,
                       SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_PATH=CONSOLE_PREFIX,

@@ -25,6 +25,17 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure
 
+    def get_signing_serializer(self, app: Flask) -> Any:
+        """The key is read from the database at the first request that needs it, not at start-up
+        (an app whose database is down must still start and answer ``/readyz``)."""
+        if not request.path.startswith("/console"):
+            return None   # only the console has sessions: the API and /v2/ never touch the key
+        if not app.secret_key:
+            from pulp_registry.services import current_services
+
+            app.secret_key = secret_key(current_services().db)
+        return super().get_signing_serializer(app)
+
 
 def secret_key(db: Collections) -> str:
     """One signing key for every admin process, made by the first and kept in the database."""
