@@ -51,7 +51,7 @@ def create_app(services: Services) -> Flask:
     app.register_blueprint(health.blueprint)  # /livez, /readyz, without login
     from pulp_registry.console import register_console
 
-    register_console(app, services)  # /console/, the web console
+    register_console(app)  # /console/, the web console
 
     app.register_error_handler(ApiError, api_error_response)
     app.register_error_handler(RegistryError, error_response)

@@ -11,13 +11,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
-from pulp_registry.console.session import ConsoleSessionInterface
-from pulp_registry.services import Services
-
-CONSOLE_PREFIX = "/console"
+from pulp_registry.console.session import CONSOLE_PREFIX, ConsoleSessionInterface
 
 
-def register_console(app: Flask, services: Services) -> None:
+def register_console(app: Flask) -> None:
     from pulp_registry.console import auth_views, pages
 
     app.session_interface = ConsoleSessionInterface()

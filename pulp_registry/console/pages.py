@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from pulp_registry import maintenance, permissions
 from pulp_registry.access import AccessDenied, Caller, check_api, current_caller
-from pulp_registry.console.session import session_caller
+from pulp_registry.console.session import CONSOLE_PREFIX, session_caller
 from pulp_registry.maintenance import ReadOnlyMode
 from pulp_registry.services import current_services
 
@@ -48,7 +48,7 @@ def safe_next(target: str | None) -> str:
     """Where to go after login: a path on this console only (never another site)."""
     if target:
         parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc and target.startswith("/console"):
+        if not parts.scheme and not parts.netloc and target.startswith(CONSOLE_PREFIX):
             return target
     return url_for("console_repositories.repository_list")
 

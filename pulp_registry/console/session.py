@@ -16,6 +16,8 @@ from pulp_registry.access import Caller
 from pulp_registry.db import Collections
 
 CONSOLE = "console"
+#: Where the console is served; the only path with sessions.
+CONSOLE_PREFIX = "/console"
 _SECRET_ID = "console_secret_key"
 
 
@@ -28,7 +30,7 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
     def get_signing_serializer(self, app: Flask) -> Any:
         """The key is read from the database at the first request that needs it, not at start-up
         (an app whose database is down must still start and answer ``/readyz``)."""
-        if not request.path.startswith("/console"):
+        if not request.path.startswith(CONSOLE_PREFIX):
             return None   # only the console has sessions: the API and /v2/ never touch the key
         if not app.secret_key:
             from pulp_registry.services import current_services
