@@ -120,6 +120,10 @@ class FastPath:
                 cached.move_to_end(name)
             except KeyError:
                 pass
+        elif key[0] != BLOB_HEAD and ":" not in reference:   # by tag (tags have no ":"): maybe one short read
+            repository = tree.repository_for_tag(name, reference)
+            if repository is None:
+                return None
         else:
             repository = tree.repository(name)
             if repository is None:

@@ -37,6 +37,7 @@ from pulp_registry import oci
 from pulp_registry import published_format as fmt
 from pulp_registry.published_catalog import CatalogIndex
 from pulp_registry.published_journal import JournalReader
+from pulp_registry.published_tags import tag_path
 
 from crane.published_repository import (ManifestInfo, PublishedRepository, Referrer, parse_repository,
                                         referrer_of)
@@ -192,6 +193,27 @@ class PublishedTree:
         if repository is None:
             repository = self._load(name)
         return repository
+
+    def repository_for_tag(self, name: str, tag: str) -> PublishedRepository | None:
+        """What a manifest request by ``tag`` is answered from: the cached repository; for a name not missed
+        lately, the tag's own document (``pulp_registry.published_tags``), kept nowhere; else the repository,
+        loaded and cached.
+
+        A random spread of pulls over a large tree thus costs one short read per
+        first request instead of a whole ``repository.json`` parsed and cached
+        only to be dropped unused; a repository asked for again is loaded (the
+        first miss only marks it: ``RepositoryCache.first_sight``), so hot
+        repositories are still served from memory and a scan evicts none of them.
+        A version without tag documents, or a tag it does not have, is loaded whole.
+        """
+        repository = self.repositories.get(name)
+        if repository is not None:
+            return repository
+        if self._format_ok and self.repositories.first_sight(name):
+            tagged = self._read_tag(name, tag)
+            if tagged is not None:
+                return tagged
+        return self._load(name)
 
     def refresh_if_due(self) -> None:
         """Called by every request: a clock read unless ``poll_interval`` has passed."""
@@ -403,6 +425,29 @@ class PublishedTree:
                 cache.unreadable[name] = version   # keep serving the last good version; the next publish is tried
                 return cache.insert(previous)
         return repository   # changed twice while loading: serve what was read, without keeping it
+
+    def _read_tag(self, name: str, tag: str) -> PublishedRepository | None:
+        """The tag document of ``tag`` in the version ``_load`` would read, parsed; None if it cannot be used."""
+        try:
+            oci.validate_name(name)
+            oci.validate_tag(tag)
+        except Exception:   # noqa: BLE001 - the full load decides what to answer
+            return None
+        recent = self.repositories.recent.get(name)
+        if recent == REMOVED:
+            return None
+        version_dir = (f"{self._repository_dir(name)}/{fmt.VERSIONS_DIR}/{recent}" if recent
+                       else f"{self._repository_dir(name)}/{fmt.CURRENT_LINK}")
+        path = tag_path(version_dir, tag)
+        try:
+            data = read_file(path)
+            document = loads(data)
+            version = document.get("version")
+        except Exception:   # noqa: BLE001 - no tag documents (an older publish), no such tag: load it whole
+            return None
+        if type(version) is not str or not _is_version_name(version) or (recent and version != recent):
+            return None
+        return self._parse(name, path, document, len(data), version)
 
     def _read_current(self, name: str) -> tuple[str | None, PublishedRepository | None, bool]:
         """What ``current`` serves, read in one open through the link: ``(version, repository, missing)``.

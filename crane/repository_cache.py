@@ -31,6 +31,8 @@ from crane.published_repository import PublishedRepository
 REMOVED: Final = "\0removed"
 #: Names whose latest journal version is remembered (FIFO); about 100 bytes each.
 RECENT_LIMIT = 50_000
+#: Names missed once lately (FIFO), whose next miss loads them (``first_sight``); about 100 bytes each.
+SEEN_LIMIT = 4096
 
 
 class RepositoryCache:
@@ -45,6 +47,8 @@ class RepositoryCache:
         self.recent: OrderedDict[str, str] = OrderedDict()
         #: Name -> a version that could not be read while an older one is served instead.
         self.unreadable: dict[str, str] = {}
+        #: Names missed once lately (see ``first_sight``); changed without the lock, like a hit.
+        self.seen: OrderedDict[str, None] = OrderedDict()
         self.bytes = 0
         self.epoch = 0
         self.lock = threading.Lock()
@@ -61,6 +65,25 @@ class RepositoryCache:
             except KeyError:   # evicted by another thread in between: still fine to serve this once
                 pass
         return repository
+
+    def first_sight(self, name: str) -> bool:
+        """True if ``name`` was not missed lately, and remember it: only a second miss loads a repository.
+
+        Caching on the second request (a "doorkeeper", as in TinyLFU) keeps a
+        scan of cold names from pushing the hot repositories out. Each step is
+        one C call the GIL makes atomic, so no lock: two threads may both see
+        a first sight, which only costs a load.
+        """
+        seen = self.seen
+        if name in seen:
+            return False
+        seen[name] = None
+        if len(seen) > SEEN_LIMIT:
+            try:
+                seen.popitem(last=False)
+            except KeyError:
+                pass
+        return True
 
     # --- the rest: callers hold ``lock`` ---------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Iterable
 from pulp_registry import history, publish_switch, published_format as fmt
 from pulp_registry.db import Collections, isoformat, utcnow
 from pulp_registry.durable import fsync_dir, make_dirs, write_atomic
+from pulp_registry.published_tags import write_tag_documents
 from pulp_registry.tasks import Progress
 
 log = logging.getLogger(__name__)
@@ -345,6 +346,7 @@ def publish_repository(services: Any, repo_id: str, progress: Progress | None = 
     _remove_leftover_links(repo_dir)
     _inline_manifests(root, document)
     document = {"format": document.pop("format"), "version": version, **document}
+    write_tag_documents(version_dir, document)   # before repository.json, whose fsync commits them too
     write_atomic(version_dir / fmt.REPOSITORY_JSON, fmt.dump_repository(document))
 
     previous = _switch_current(repo_dir, version)

@@ -16,6 +16,7 @@ from typing import Any
 from pulp_registry import published_format as fmt
 from pulp_registry.published_catalog import rebuild_catalog, update_catalog
 from pulp_registry.published_journal import Change, append_change, init_journal, journal_lock
+from pulp_registry.published_tags import write_tag_documents
 
 VERSION = "20261125T170000.000000Z-0000abcd"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -88,11 +89,13 @@ def repository_document(root: Path, number: int, tags_per_repository: int, salt:
 
 
 def write_version(root: Path, document: dict[str, Any], version: str = VERSION) -> None:
-    """``versions/<version>/repository.json`` of a repository (temp file and rename)."""
+    """``versions/<version>/repository.json`` of a repository (temp file and rename), its tag documents first."""
     version_dir = fmt.repository_dir(root, document["name"]) / fmt.VERSIONS_DIR / version
     version_dir.mkdir(parents=True)
     temporary = version_dir / f".{fmt.REPOSITORY_JSON}.{secrets.token_hex(4)}.tmp"
-    temporary.write_bytes(fmt.dump_repository({"format": document["format"], "version": version, **document}))
+    document = {"format": document["format"], "version": version, **document}
+    write_tag_documents(version_dir, document, sync=False)
+    temporary.write_bytes(fmt.dump_repository(document))
     os.rename(temporary, version_dir / fmt.REPOSITORY_JSON)
 
 

@@ -52,13 +52,23 @@ def digest_of(crane: CraneUnderTest, path: str) -> str:
     return response.headers["Docker-Content-Digest"]
 
 
+def cached_digest(crane: CraneUnderTest, path: str) -> str:
+    """The digest ``path`` names, asked for twice: a first request by tag reads only that tag's document,
+    the second loads the repository into the cache."""
+    first = digest_of(crane, path)
+    assert digest_of(crane, path) == first
+    return first
+
+
 def test_serving_one_manifest_of_two_thousand_repositories_loads_only_that_one(tmp_path: Path):
     root = tmp_path / "published"
     write_published_tree(root, 2000, 2, manifest_blobs=True)
     crane = CraneUnderTest(root)
     assert len(crane.tree.repositories) == 0          # opening the tree loads nothing
     assert crane.get(manifest_path(1234, 1)).status_code == 200
-    assert list(crane.tree.repositories.items) == [repository_name(1234)]
+    assert len(crane.tree.repositories) == 0          # a first request by tag reads that tag's document only
+    assert crane.get(manifest_path(1234, 0)).status_code == 200
+    assert list(crane.tree.repositories.items) == [repository_name(1234)]   # asked for again: loaded
 
 
 def test_the_cache_never_exceeds_its_budget_while_many_repositories_are_pulled(tmp_path: Path):
@@ -82,20 +92,20 @@ def test_nothing_keeps_a_dropped_repository_alive_not_even_the_fast_paths_answer
     root = tmp_path / "published"
     write_published_tree(root, 60, 100, manifest_blobs=True)
     crane = CraneUnderTest(root, repository_cache_mib=1)
+    cached_digest(crane, manifest_path(1))
     assert crane.head(manifest_path(1)).status_code == 200
-    assert crane.get(manifest_path(1)).status_code == 200
     first = weakref.ref(crane.tree.repository(repository_name(1)))
     assert len(first().prepared) == 2                   # the fast path's answers, kept on the repository
     for number in range(2, 60):
         if number % 10:
-            assert crane.get(manifest_path(number)).status_code == 200
+            cached_digest(crane, manifest_path(number))
     assert repository_name(1) not in crane.tree.repositories.items
     assert first() is None
 
 
 def test_a_publish_is_served_after_the_poll_and_evicts_only_that_repository(tree: Path):
     crane = CraneUnderTest(tree)
-    old = digest_of(crane, manifest_path(1))
+    old = cached_digest(crane, manifest_path(1))
     for number in (2, 3):
         digest_of(crane, manifest_path(number))
     others = {number: crane.tree.repository(repository_name(number)) for number in (2, 3)}
@@ -124,7 +134,7 @@ def test_the_journal_names_the_version_even_where_current_still_looks_old(tree: 
 def test_a_switch_without_its_journal_line_is_found_by_the_link_check(tree: Path):
     """A publisher killed between its switch of ``current`` and its journal append."""
     crane = CraneUnderTest(tree)
-    old = digest_of(crane, manifest_path(1))
+    old = cached_digest(crane, manifest_path(1))
     document = repository_document(tree, 1, 3, salt="-killed", manifest_blobs=True)
     write_version(tree, document, NEW_VERSION)
     repo_dir = fmt.repository_dir(tree, document["name"])
@@ -149,8 +159,8 @@ def test_a_removed_repository_answers_404_after_the_poll(publisher, crane):
 
 def test_a_journal_segment_deleted_under_a_running_crane_drops_the_cache_and_serves_new_versions(tree: Path):
     crane = CraneUnderTest(tree)
-    digest_of(crane, manifest_path(1))
-    digest_of(crane, manifest_path(2))
+    cached_digest(crane, manifest_path(1))
+    cached_digest(crane, manifest_path(2))
     assert len(crane.tree.repositories) == 2
     segment, tree_id = read_head(tree)
     # The writers moved on to the next segment and the one this Crane was reading is deleted unread.
@@ -176,6 +186,7 @@ def test_a_load_racing_with_a_publish_never_keeps_the_older_version(tree: Path):
         return loaded
 
     crane.tree._parse = publish_while_reading
+    crane.tree.repositories.first_sight(repository_name(1))   # asked for before: this request loads it
     assert digest_of(crane, manifest_path(1)) == new[0]
     assert crane.tree.repository(repository_name(1)).version == NEW_VERSION
 

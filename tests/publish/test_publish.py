@@ -189,6 +189,35 @@ def test_a_manifest_list_is_published_with_its_children_and_their_platforms(serv
     assert result["blobs"] == 4  # one config per architecture and one layer each
 
 
+def test_each_tag_has_a_document_of_its_own_holding_its_manifest_and_a_lists_children(services):
+    repo = make_repository(services, "tagged/docs", protected=True)
+    amd64 = push_image(services, repo, "plain", [b"amd64 layer"], architecture="amd64")
+    arm64 = push_image(services, repo, None, [b"arm64 layer"], architecture="arm64")
+    platforms = [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
+    index_digest, index_raw = push_index(services, repo, "multi",
+                                         [(amd64[0], amd64[1], platforms[0]), (arm64[0], arm64[1], platforms[1])])
+
+    result = publish_repository(services, repo["_id"])
+
+    document = live_document(services, "tagged/docs")
+    tags_dir = fmt.repository_dir(published_root(services), "tagged/docs") / fmt.CURRENT_LINK / "tags"
+    assert sorted(p.name for p in tags_dir.iterdir()) == ["multi", "plain"]
+    plain = json.loads((tags_dir / "plain").read_bytes())
+    assert plain == {"format": 2, "version": result["version"], "name": "tagged/docs", "repo_id": repo["_id"],
+                     "protected": True, "tags": {"plain": amd64[0]},
+                     "manifests": {amd64[0]: document["manifests"][amd64[0]]}, "blobs": {}}
+    assert plain["manifests"][amd64[0]]["content"] == amd64[1].decode()
+    multi = json.loads((tags_dir / "multi").read_bytes())
+    assert multi["tags"] == {"multi": index_digest}
+    assert multi["manifests"][index_digest]["content"] == index_raw.decode()
+    assert multi["manifests"][index_digest]["platforms"] == document["manifests"][index_digest]["platforms"]
+    # the children are listed (the document obeys the rules Crane loads by), their bytes stay in blobs/
+    assert set(multi["manifests"]) == {index_digest, amd64[0], arm64[0]}
+    assert "content" not in multi["manifests"][arm64[0]]
+    for tag_document in (plain, multi):
+        assert fmt.repository_problems(tag_document) == []
+
+
 def test_an_empty_repository_publishes_an_empty_version(services):
     repo = make_repository(services, "empty")
     result = publish_repository(services, repo["_id"])
