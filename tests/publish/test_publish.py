@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pulp_registry import oci, published_format as fmt
+from pulp_registry.content import set_tag
 from pulp_registry.publish import PublishError, publish_repository, unpublish_repository
 from pulp_registry.storage import FilesystemStorage
 from tests.publish.sample_content import make_repository, push_image, push_index
@@ -163,13 +164,21 @@ def test_republish_after_a_tag_is_removed_no_longer_lists_it(services):
     assert live_document(services, "retag")["tags"] == {}
 
 
+PLATFORMS = {"amd64": {"architecture": "amd64", "os": "linux"}, "arm64": {"architecture": "arm64", "os": "linux"}}
+
+
+def push_two_platform_index(services: Any, repo: dict[str, Any], tag: str) -> tuple[tuple[str, bytes], ...]:
+    """An OCI index tagged ``tag`` over an untagged linux/amd64 and linux/arm64 image: (amd64, arm64, index)."""
+    children = [push_image(services, repo, None, [f"{arch} layer".encode()], architecture=arch) for arch in PLATFORMS]
+    index = push_index(services, repo, tag, [(digest, raw, PLATFORMS[arch])
+                                              for (digest, raw), arch in zip(children, PLATFORMS)])
+    return (*children, index)
+
+
 def test_a_manifest_list_is_published_with_its_children_and_their_platforms(services):
     repo = make_repository(services, "multi/arch")
-    amd64 = push_image(services, repo, None, [b"amd64 layer"], architecture="amd64")
-    arm64 = push_image(services, repo, None, [b"arm64 layer"], architecture="arm64")
-    platforms = [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
-    index_digest, index_raw = push_index(services, repo, "latest",
-                                         [(amd64[0], amd64[1], platforms[0]), (arm64[0], arm64[1], platforms[1])])
+    amd64, arm64, (index_digest, index_raw) = push_two_platform_index(services, repo, "latest")
+    platforms = [PLATFORMS["amd64"], PLATFORMS["arm64"]]
 
     result = publish_repository(services, repo["_id"])
 
@@ -191,11 +200,8 @@ def test_a_manifest_list_is_published_with_its_children_and_their_platforms(serv
 
 def test_each_tag_has_a_document_of_its_own_holding_its_manifest_and_a_lists_children(services):
     repo = make_repository(services, "tagged/docs", protected=True)
-    amd64 = push_image(services, repo, "plain", [b"amd64 layer"], architecture="amd64")
-    arm64 = push_image(services, repo, None, [b"arm64 layer"], architecture="arm64")
-    platforms = [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
-    index_digest, index_raw = push_index(services, repo, "multi",
-                                         [(amd64[0], amd64[1], platforms[0]), (arm64[0], arm64[1], platforms[1])])
+    amd64, arm64, (index_digest, index_raw) = push_two_platform_index(services, repo, "multi")
+    set_tag(services.db, repo["_id"], "plain", amd64[0])
 
     result = publish_repository(services, repo["_id"])
 
