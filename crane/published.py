@@ -49,7 +49,6 @@ __all__ = ["ContentMissing", "ManifestCache", "ManifestInfo", "PublishedFormatEr
 log = logging.getLogger("crane.published")
 
 
-
 #: First read of a published file: most repository.json and manifests fit. A buffer of 128 KiB or
 #: more costs an mmap and munmap per read (glibc), measured here as 45 us against 6 us for 16 KiB.
 _FIRST_READ = 16 * 1024
@@ -121,8 +120,9 @@ def _version_of_link(target: str) -> str | None:
     return version
 
 
-def _is_version_name(version: str) -> bool:
-    return bool(version) and "/" not in version and not version.startswith(".") and "\0" not in version
+def _is_version_name(version: Any) -> bool:   # also given what a document says: any JSON value
+    return (type(version) is str and bool(version) and "/" not in version and not version.startswith(".")
+            and "\0" not in version)
 
 
 class ManifestCache:
@@ -375,10 +375,15 @@ class PublishedTree:
         its ``/`` (names are ``[a-z0-9]`` components joined by ``.``, ``_``, ``__``, ``-`` and ``/``)."""
         return f"{self._repositories_dir}/{name.replace('/', '%2F')}"
 
+    def _version_dir(self, name: str, version: str | None) -> str:
+        """``versions/<version>`` of a validated name; for None, ``current`` (the link to the live version)."""
+        where = fmt.CURRENT_LINK if version is None else f"{fmt.VERSIONS_DIR}/{version}"
+        return f"{self._repository_dir(name)}/{where}"
+
     def _read_link(self, name: str) -> str | None:
         """The version ``current`` names, for a validated name; None if there is none (or it is not a version)."""
         try:
-            target = os.readlink(f"{self._repository_dir(name)}/{fmt.CURRENT_LINK}")
+            target = os.readlink(self._version_dir(name, None))
         except OSError:
             return None
         version = _version_of_link(target)
@@ -436,16 +441,14 @@ class PublishedTree:
         recent = self.repositories.recent.get(name)
         if recent == REMOVED:
             return None
-        version_dir = (f"{self._repository_dir(name)}/{fmt.VERSIONS_DIR}/{recent}" if recent
-                       else f"{self._repository_dir(name)}/{fmt.CURRENT_LINK}")
-        path = tag_path(version_dir, tag)
+        path = tag_path(self._version_dir(name, recent), tag)
         try:
             data = read_file(path)
             document = loads(data)
             version = document.get("version")
         except Exception:   # noqa: BLE001 - no tag documents (an older publish), no such tag: load it whole
             return None
-        if type(version) is not str or not _is_version_name(version) or (recent and version != recent):
+        if not _is_version_name(version) or (recent and version != recent):
             return None
         return self._parse(name, path, document, len(data), version)
 
@@ -456,14 +459,14 @@ class PublishedTree:
         link need not be read first; a document without one, or one that cannot
         be read, is looked up by the link as before.
         """
-        path = f"{self._repository_dir(name)}/{fmt.CURRENT_LINK}/{fmt.REPOSITORY_JSON}"
+        path = f"{self._version_dir(name, None)}/{fmt.REPOSITORY_JSON}"
         try:
             data = read_file(path)
             document = loads(data)
             version = document.get("version")
         except Exception:   # noqa: BLE001 - not published, or unreadable: the link decides below
             version = None
-        if type(version) is not str or not _is_version_name(version):
+        if not _is_version_name(version):
             version = self._read_link(name)
             if version is None:
                 return None, None, False
@@ -472,7 +475,7 @@ class PublishedTree:
 
     def _read_version(self, name: str, version: str) -> tuple[PublishedRepository | None, bool]:
         """``versions/<version>`` of ``name`` parsed; None (logged) if it cannot be; and whether it was missing."""
-        path = f"{self._repository_dir(name)}/{fmt.VERSIONS_DIR}/{version}/{fmt.REPOSITORY_JSON}"
+        path = f"{self._version_dir(name, version)}/{fmt.REPOSITORY_JSON}"
         try:
             data = read_file(path)
             document = loads(data)

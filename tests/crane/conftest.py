@@ -18,6 +18,7 @@ from crane.app import create_app
 from crane.config import CraneSettings
 from crane.published import PublishedTree
 from tests.crane.content import Publisher
+from tests.crane.scale_tree import write_published_tree
 
 ALL_MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json",
@@ -59,6 +60,15 @@ class CraneUnderTest:
 def error_code(response) -> str:
     """The first registry error code of a JSON error response."""
     return json.loads(response.data)["errors"][0]["code"]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A tree written by ``tests/crane/scale_tree.py``: 50 repositories of 3 tags; every tenth (0, 10, ...)
+    protected."""
+    root = tmp_path / "published"
+    write_published_tree(root, 50, 3, manifest_blobs=True)
+    return root
 
 
 @pytest.fixture

@@ -38,14 +38,6 @@ def republish(root: Path, number: int, tags: int, version: str = NEW_VERSION, sa
     return document["tags"][tag_name(number, 0)]
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """50 repositories of 3 tags; every tenth (0, 10, ...) protected."""
-    root = tmp_path / "published"
-    write_published_tree(root, 50, 3, manifest_blobs=True)
-    return root
-
-
 def digest_of(crane: CraneUnderTest, path: str) -> str:
     response = crane.get(path)
     assert response.status_code == 200, response.data

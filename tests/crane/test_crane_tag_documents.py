@@ -21,14 +21,6 @@ from tests.crane.scale_tree import VERSION, repository_name, tag_name, write_pub
 from tests.crane.test_crane_repository_cache import NEW_VERSION, manifest_path, republish
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Path:
-    """50 repositories of 3 tags; every tenth (0, 10, ...) protected."""
-    root = tmp_path / "published"
-    write_published_tree(root, 50, 3, manifest_blobs=True)
-    return root
-
-
 def listed_digest(root: Path, number: int, tag_number: int = 0) -> str:
     """The digest ``repository.json`` (not a tag document) names for a tag."""
     repo_dir = fmt.repository_dir(root, repository_name(number))
