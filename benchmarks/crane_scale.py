@@ -7,9 +7,10 @@ tests use (``tests/crane/scale_tree.py``), plus a tree of 10 repositories,
 starts ``crane --workers 2`` on each (127.0.0.1, free ports) and prints issue 12
 point 6's figures: time from process start to the first 200 on ``/v2/`` and on
 a manifest GET, VmRSS of each gunicorn worker after ``--requests`` random
-manifest GETs, manifest GET req/s over random repositories against the same on
-the 10-repository tree, and the delay from a publish to the first request that
-serves it. Not a test: run it by hand; see benchmarks/README.md.
+manifest GETs, manifest GET req/s over ``--paths`` random tags of random
+repositories (the hot set) against the same on the 10-repository tree (the
+median of ``--rounds``, each after an uncounted second of the same load), and
+the delay from a publish to the first request that serves it. Not a test: run it by hand; see benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -68,9 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=10_000,
                         help="random manifest GETs before RSS is read (10000)")
     parser.add_argument("--client-threads", type=int, default=8, help="threads of that load (8)")
-    parser.add_argument("--duration", type=float, default=10.0,
-                        help="seconds of wrk load per tree, split into --rounds (10)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per tree, the trees taking turns (3)")
+    parser.add_argument("--duration", type=float, default=15.0,
+                        help="seconds of wrk load per tree, split into --rounds (15)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per tree, the trees taking turns (5)")
+    parser.add_argument("--warm-up", type=int, default=10,
+                        help="seconds of the same load on each tree before the rounds, its rate reported apart (10)")
+    parser.add_argument("--paths", type=int, default=10_000,
+                        help="distinct manifest paths wrk picks from at random, per tree (10000)")
     parser.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections (32)")
     parser.add_argument("--publishes", type=int, default=5, help="publishes whose delay is measured (5)")
     parser.add_argument("--seed", type=int, default=12, help="random seed of the request spread (12)")
@@ -78,8 +83,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tmpdir", help="where the trees go (default: the system's temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the trees and Crane's logs")
     args = parser.parse_args(argv)
-    if args.repositories < 1 or args.tags < args.repositories or args.workers < 1 or args.rounds < 1:
-        parser.error("--repositories >= 1, --tags >= --repositories, --workers >= 1, --rounds >= 1")
+    if (args.repositories < 1 or args.tags < args.repositories or args.workers < 1 or args.rounds < 1
+            or args.warm_up < 1 or args.paths < 1):
+        parser.error("--repositories >= 1, --tags >= --repositories, --workers >= 1, --rounds >= 1, "
+                     "--warm-up >= 1, --paths >= 1")
     return args
 
 
@@ -260,7 +267,7 @@ def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> dict[
     wait_for_200(small_crane, manifest_path(1, 0))
     scripts = {}
     for label, repositories in (("big", args.repositories), ("small", SMALL_REPOSITORIES)):
-        paths = random_paths(rng, repositories, per_repo, 10_000)
+        paths = random_paths(rng, repositories, per_repo, args.paths)
         scripts[label] = workdir / f"random-{label}.lua"
         scripts[label].write_text(WRK_SCRIPT.format(paths=",\n".join(f'"{p}"' for p in paths),
                                                     accept=MANIFEST_ACCEPT))
@@ -268,6 +275,12 @@ def run(args: argparse.Namespace, workdir: Path, servers: list[Server]) -> dict[
     rounds: dict[str, list[float]] = {"big": [], "small": []}
     cpu: dict[str, list[float]] = {"big": [], "small": []}
     bad = 0
+    result["rate_warm_up"] = {}
+    for label, server in (("big", crane), ("small", small_crane)):
+        result["rate_warm_up"][label], errors = wrk_round(server, scripts[label], args.warm_up, args.connections)
+        bad += errors
+    say(f"  warm-up ({args.warm_up}s, caches cold at its start): {result['rate_warm_up']['big']:,.0f} req/s on "
+        f"{args.repositories:,} repositories, {result['rate_warm_up']['small']:,.0f} on {SMALL_REPOSITORIES}")
     say(f"manifest GET req/s, wrk -c{args.connections}, {args.rounds} x {seconds:g}s per tree, taking turns ...")
     for _ in range(args.rounds):
         for label, server in (("big", crane), ("small", small_crane)):
@@ -313,9 +326,14 @@ def print_table(report: dict[str, Any], args: argparse.Namespace) -> None:
             ("RSS per worker, idle (MiB)", mib(r["rss_idle_mib"]), ""),
             (f"RSS per worker after {args.requests:,} random GETs (MiB)", mib(r["rss_after_load_mib"]), "<= 150 MiB"),
             ("RSS per worker at the end (MiB)", mib(r["rss_end_mib"]), ""),
-            (f"manifest GET req/s, random over {args.repositories:,} repos", f"{r['rate_big']:,.0f}", ""),
-            (f"manifest GET req/s, random over {SMALL_REPOSITORIES} repos", f"{r['rate_small']:,.0f}", ""),
+            (f"manifest GET req/s, {args.paths:,} random tags of {args.repositories:,} repos", f"{r['rate_big']:,.0f}",
+             ""),
+            (f"manifest GET req/s, {args.paths:,} random tags of {SMALL_REPOSITORIES} repos",
+             f"{r['rate_small']:,.0f}", ""),
             ("ratio large/small", f"{r['rate_ratio']:.2f}", "> 0.8"),
+            (f"the same in the first {args.warm_up}s (cold caches, not counted)",
+             f"{r['rate_warm_up']['big']:,.0f} / {r['rate_warm_up']['small']:,.0f} = "
+             f"{r['rate_warm_up']['big'] / r['rate_warm_up']['small']:.2f}", ""),
             ("publish -> first new answer, median (s)", f"{statistics.median(delays):.3f}", "<= poll_interval"),
             ("publish -> first new answer, max (s)", f"{max(delays):.3f}", "")]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]

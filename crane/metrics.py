@@ -143,6 +143,10 @@ class CraneMetrics:
         yield GaugeMetricFamily("crane_repositories_cached",
                                 "Repositories this worker holds in memory (loaded when asked for, within "
                                 "repository_cache_mib)", value=len(self.tree.repositories))
+        yield GaugeMetricFamily("crane_tags_cached",
+                                "Hot tags of repositories not held whole that this worker holds in memory, each "
+                                "read from its tag document (within repository_cache_mib)",
+                                value=self.tree.repositories.tag_entries)
         newest = self.newest_published()
         if newest is not None:
             yield GaugeMetricFamily("crane_metadata_newest_published_timestamp_seconds",

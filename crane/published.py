@@ -4,6 +4,9 @@ A Crane worker holds only the repositories it is asked for: ``repository(name)``
 loads one on a miss (``versions/<v>/repository.json`` of the version the
 journal last named for it, else of the version its ``current`` link names)
 into a ``RepositoryCache`` bounded in MiB, least recently used dropped first.
+A manifest request by tag reads only that tag's document if the repository is
+not cached, and caches it as that tag's entry when asked for again
+(``repository_for_tag``).
 Nothing is scanned at start-up: opening the tree reads ``FORMAT`` and positions
 a ``JournalReader`` at the end of the journal, both O(1).
 
@@ -41,38 +44,14 @@ from pulp_registry.published_tags import tag_path
 
 from crane.published_repository import (ManifestInfo, PublishedRepository, Referrer, parse_repository,
                                         referrer_of)
-from crane.repository_cache import REMOVED, RepositoryCache
+from crane.repository_cache import REMOVED, RepositoryCache, key_name, tag_key
+from crane.small_files import read_file
 
 __all__ = ["ContentMissing", "ManifestCache", "ManifestInfo", "PublishedFormatError", "PublishedRepository",
            "PublishedTree", "Referrer", "parse_repository", "read_format", "referrer_of"]
 
 log = logging.getLogger("crane.published")
 
-
-#: First read of a published file: most repository.json and manifests fit. A buffer of 128 KiB or
-#: more costs an mmap and munmap per read (glibc), measured here as 45 us against 6 us for 16 KiB.
-_FIRST_READ = 16 * 1024
-
-
-def read_file(path: str) -> bytes:
-    """A whole small file in three system calls (``open().read()`` makes six, and allocates more).
-
-    Published files never change once renamed into place, and a read of a
-    regular file returns less than asked for only at its end.
-    """
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        data = os.read(fd, _FIRST_READ)
-        if len(data) < _FIRST_READ:
-            return data
-        parts = [data]
-        remaining = os.fstat(fd).st_size - len(data)
-        while more := os.read(fd, max(remaining, 0) + _FIRST_READ):   # one more byte than left: see the end
-            parts.append(more)
-            remaining -= len(more)
-        return b"".join(parts)
-    finally:
-        os.close(fd)
 
 #: Cached repositories whose ``current`` link each poll re-reads (see module doc).
 SAFETY_NET_LINKS = 32
@@ -195,25 +174,33 @@ class PublishedTree:
         return repository
 
     def repository_for_tag(self, name: str, tag: str) -> PublishedRepository | None:
-        """What a manifest request by ``tag`` is answered from: the cached repository; for a name not missed
-        lately, the tag's own document (``pulp_registry.published_tags``), kept nowhere; else the repository,
-        loaded and cached.
+        """What a manifest request by ``tag`` is answered from: the cached repository, else the tag's own
+        document (``pulp_registry.published_tags``), cached as that tag's entry once asked for again.
 
         A random spread of pulls over a large tree thus costs one short read per
-        first request instead of a whole ``repository.json`` parsed and cached
-        only to be dropped unused; a repository asked for again is loaded (the
-        first miss only marks it: ``RepositoryCache.first_sight``), so hot
-        repositories are still served from memory and a scan evicts none of them.
-        A version without tag documents, or a tag it does not have, is loaded whole.
+        first request, and each hot tag a few KiB of cache, instead of a whole
+        ``repository.json`` parsed and cached for one tag. A tag asked for once
+        caches nothing (``RepositoryCache.first_sight``), so a scan evicts no hot
+        entry. A version without tag documents, or a tag it does not have, is loaded whole.
         """
-        repository = self.repositories.get(name)
-        if repository is not None:
+        cache = self.repositories
+        repository = cache.get(name)
+        if repository is not None or not self._format_ok:
             return repository
-        if self._format_ok and self.repositories.first_sight(name):
-            tagged = self._read_tag(name, tag)
-            if tagged is not None:
-                return tagged
-        return self._load(name)
+        key = tag_key(name, tag)
+        entry = cache.get(key)
+        if entry is not None:
+            return entry
+        with cache.lock:
+            epoch, recent = cache.epoch, cache.recent.get(name)
+        entry = self._read_tag(name, tag, recent)
+        if entry is None:
+            return self._load(name)
+        if not cache.first_sight(key):
+            with cache.lock:
+                if cache.epoch == epoch and cache.recent.get(name) == recent:   # no change came meanwhile
+                    return cache.insert(entry, key)
+        return entry
 
     def refresh_if_due(self) -> None:
         """Called by every request: a clock read unless ``poll_interval`` has passed."""
@@ -339,21 +326,22 @@ class PublishedTree:
         the journal. ``SAFETY_NET_LINKS`` per poll keeps the cost fixed whatever
         the cache holds.
         """
-        names = list(self.repositories.items)   # one C-level copy under the GIL
-        if not names:
+        keys = list(self.repositories.items)   # one C-level copy under the GIL
+        if not keys:
             return
-        start = self._round_robin % len(names)
+        start = self._round_robin % len(keys)
         self._round_robin = start + SAFETY_NET_LINKS
-        for name in names[start:start + SAFETY_NET_LINKS]:
-            self._recheck_link(name)
+        for key in keys[start:start + SAFETY_NET_LINKS]:
+            self._recheck_link(key_name(key), key)
 
-    def _recheck_link(self, name: str) -> None:
-        """Evict ``name`` if its ``current`` link names a newer version than the one served.
+    def _recheck_link(self, name: str, key: str | None = None) -> None:
+        """Evict ``name`` if its ``current`` link names a newer version than the one served (under ``key``).
 
         An older one is a stale view (NFS attribute caching) of a switch the
         journal already told us of: version names sort by publish time.
         """
-        served = self.repositories.items.get(name)
+        key = key or name
+        served = self.repositories.items.get(key)
         if served is None:
             return
         linked = self._read_link(name)
@@ -365,7 +353,7 @@ class PublishedTree:
         if linked <= served.version or self.repositories.unreadable.get(name) == linked:
             return
         with self.repositories.lock:
-            if self.repositories.items.get(name) is served:
+            if self.repositories.items.get(key) is served:
                 self.repositories.note_version(name, linked)
 
     # --- loading ----------------------------------------------------------------
@@ -431,14 +419,14 @@ class PublishedTree:
                 return cache.insert(previous)
         return repository   # changed twice while loading: serve what was read, without keeping it
 
-    def _read_tag(self, name: str, tag: str) -> PublishedRepository | None:
-        """The tag document of ``tag`` in the version ``_load`` would read, parsed; None if it cannot be used."""
+    def _read_tag(self, name: str, tag: str, recent: str | None) -> PublishedRepository | None:
+        """The document of ``tag`` in the version ``_load`` would read (``recent``: what the journal last named),
+        parsed; None if it cannot be used."""
         try:
             oci.validate_name(name)
             oci.validate_tag(tag)
         except Exception:   # noqa: BLE001 - the full load decides what to answer
             return None
-        recent = self.repositories.recent.get(name)
         if recent == REMOVED:
             return None
         path = tag_path(self._version_dir(name, recent), tag)

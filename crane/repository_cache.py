@@ -1,12 +1,14 @@
 """The repositories a Crane worker holds: the hot ones, bounded in bytes, and what the journal said of the rest.
 
-``RepositoryCache`` keeps loaded ``PublishedRepository``s by name, least
-recently used dropped first once their estimated memory passes the budget
-(``repository_cache_mib``). A hit is ``OrderedDict.get`` and ``move_to_end``:
-two C calls that the GIL makes atomic (str keys run no Python code), so hits
-take no lock; a ``move_to_end`` racing with an eviction finds the name gone and
-is skipped. Every change of the structure (insert, evict, clear) and of the
-byte count is made under ``lock``.
+``RepositoryCache`` keeps loaded ``PublishedRepository``s by name, and hot
+tags of repositories not loaded whole by ``tag_key(name, tag)`` (the one-tag
+repository read from that tag's document), least recently used dropped first
+once their estimated memory passes the budget (``repository_cache_mib``); a
+change of a repository evicts its tags' entries with it. A hit is
+``OrderedDict.get`` and ``move_to_end``: two C calls that the GIL makes atomic
+(str keys run no Python code), so hits take no lock; a ``move_to_end`` racing
+with an eviction finds the key gone and is skipped. Every change of the
+structure (insert, evict, clear) and of the byte count is made under ``lock``.
 
 Beside it, ``recent``: the version the journal last named for each changed
 repository (or ``REMOVED``), FIFO-bounded. A load opens the version named there
@@ -31,8 +33,20 @@ from crane.published_repository import PublishedRepository
 REMOVED: Final = "\0removed"
 #: Names whose latest journal version is remembered (FIFO); about 100 bytes each.
 RECENT_LIMIT = 50_000
-#: Names missed once lately (FIFO), whose next miss loads them (``first_sight``); about 100 bytes each.
-SEEN_LIMIT = 4096
+#: Slots of the doorkeeper (``first_sight``), a byte each, and the marks after which it starts afresh: about
+#: one key in eight then finds its slot taken by another, which only caches that key on its first sight.
+DOOR_SLOTS = 1 << 20
+DOOR_MARKS = DOOR_SLOTS // 8
+
+
+def tag_key(name: str, tag: str) -> str:
+    """The cache key of one tag's entry: never a name, since names and tags have no ``:``."""
+    return f"{name}:{tag}"
+
+
+def key_name(key: str) -> str:
+    """The repository a cache key belongs to: the key itself, or the name in a ``tag_key``."""
+    return key.partition(":")[0]
 
 
 class RepositoryCache:
@@ -47,14 +61,19 @@ class RepositoryCache:
         self.recent: OrderedDict[str, str] = OrderedDict()
         #: Name -> a version that could not be read while an older one is served instead.
         self.unreadable: dict[str, str] = {}
-        #: Names missed once lately (see ``first_sight``); changed without the lock, like a hit.
-        self.seen: OrderedDict[str, None] = OrderedDict()
+        #: Name -> the keys of its tags' entries in ``items``; ``tag_entries`` counts them.
+        self.tagged: dict[str, set[str]] = {}
+        self.tag_entries = 0
+        #: Keys missed once lately, by the slot of their hash (see ``first_sight``); changed without the lock.
+        self.door = bytearray(DOOR_SLOTS)
+        self.door_marks = 0
         self.bytes = 0
         self.epoch = 0
         self.lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self.items)
+        """Repositories held whole (``tag_entries`` counts the rest of ``items``)."""
+        return len(self.items) - self.tag_entries
 
     def get(self, name: str) -> PublishedRepository | None:
         """The cached repository (marked as just used), or None; no lock (see module doc)."""
@@ -66,47 +85,59 @@ class RepositoryCache:
                 pass
         return repository
 
-    def first_sight(self, name: str) -> bool:
-        """True if ``name`` was not missed lately, and remember it: only a second miss loads a repository.
+    def first_sight(self, key: str) -> bool:
+        """True if ``key`` was not missed lately, and remember it: only a second miss caches anything.
 
         Caching on the second request (a "doorkeeper", as in TinyLFU) keeps a
-        scan of cold names from pushing the hot repositories out. Each step is
-        one C call the GIL makes atomic, so no lock: two threads may both see
-        a first sight, which only costs a load.
+        scan of cold keys from pushing the hot ones out. A byte per slot of the
+        key's hash, cleared after ``DOOR_MARKS`` marks, remembers more than a
+        hundred thousand keys in 1 MiB; each step is one C operation the GIL
+        makes atomic, so no lock: two threads may both see a first sight.
         """
-        seen = self.seen
-        if name in seen:
+        door = self.door
+        slot = hash(key) & (DOOR_SLOTS - 1)
+        if door[slot]:
             return False
-        seen[name] = None
-        if len(seen) > SEEN_LIMIT:
-            try:
-                seen.popitem(last=False)
-            except KeyError:
-                pass
+        door[slot] = 1
+        self.door_marks += 1
+        if self.door_marks >= DOOR_MARKS:
+            self.door, self.door_marks = bytearray(DOOR_SLOTS), 0
         return True
 
     # --- the rest: callers hold ``lock`` ---------------------------------------------
 
-    def insert(self, repository: PublishedRepository) -> PublishedRepository:
-        """Cache ``repository`` (or return the one another thread cached meanwhile) and trim to the budget."""
+    def insert(self, repository: PublishedRepository, key: str | None = None) -> PublishedRepository:
+        """Cache ``repository`` under its name, or a tag's entry under ``key``, and trim to the budget;
+        return what is cached (another thread may have cached it meanwhile)."""
         name = repository.name
+        key = key or name
         if repository.memory > self.max_bytes:
             return repository   # larger than the whole budget: served, never kept
-        present = self.items.get(name)
+        present = self.items.get(key)
         if present is not None and present.version >= repository.version:
             return present   # another thread loaded it meanwhile (or a newer one: version names sort by time)
         if present is not None:
-            self._drop(name)
-        dropped = self.stale.pop(name, None)
-        if dropped is not None:
-            self.bytes -= dropped.memory
-        self.items[name] = repository
+            self._drop(key)
+        if key == name:
+            dropped = self.stale.pop(name, None)
+            if dropped is not None:
+                self.bytes -= dropped.memory
+        else:
+            self.tagged.setdefault(name, set()).add(key)
+            self.tag_entries += 1
+        self.items[key] = repository
         self.bytes += repository.memory
         self._trim()
         return repository
 
     def evict(self, name: str, keep_stale: bool = True) -> None:
-        """Forget ``name``; with ``keep_stale`` its version stays as the fallback for a failed load."""
+        """Forget ``name`` and its tags' entries; with ``keep_stale`` its version stays as the fallback for a
+        failed load."""
+        for key in self.tagged.pop(name, ()):
+            entry = self.items.pop(key, None)
+            if entry is not None:
+                self.bytes -= entry.memory
+                self.tag_entries -= 1
         repository = self.items.pop(name, None)
         self.unreadable.pop(name, None)
         if repository is None:
@@ -139,12 +170,27 @@ class RepositoryCache:
         self.stale.clear()
         self.recent.clear()
         self.unreadable.clear()
+        self.tagged.clear()
+        self.tag_entries = 0
         self.bytes = 0
         self.epoch += 1
 
-    def _drop(self, name: str) -> None:
-        repository = self.items.pop(name)
+    def _drop(self, key: str) -> None:
+        self._forget(key, self.items.pop(key))
+
+    def _forget(self, key: str, repository: PublishedRepository) -> None:
+        """Account for ``repository``, just taken out of ``items`` from under ``key``."""
         self.bytes -= repository.memory
+        name = repository.name
+        if key == name:
+            self.unreadable.pop(name, None)
+            return
+        self.tag_entries -= 1
+        keys = self.tagged.get(name)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.tagged[name]
 
     def _trim(self) -> None:
         """Drop stale versions first, then the least recently used, until the budget holds."""
@@ -152,6 +198,4 @@ class RepositoryCache:
             _, repository = self.stale.popitem(last=False)
             self.bytes -= repository.memory
         while self.bytes > self.max_bytes and self.items:
-            name, repository = self.items.popitem(last=False)
-            self.bytes -= repository.memory
-            self.unreadable.pop(name, None)
+            self._forget(*self.items.popitem(last=False))

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from crane.published import PublishedFormatError, PublishedTree
+from crane.repository_cache import key_name, tag_key
 from pulp_registry import published_format as fmt
 from pulp_registry.published_journal import HEAD_FILE, journal_dir, read_head, segment_path
 from tests.crane.conftest import CraneUnderTest, error_code
@@ -44,12 +45,12 @@ def digest_of(crane: CraneUnderTest, path: str) -> str:
     return response.headers["Docker-Content-Digest"]
 
 
-def cached_digest(crane: CraneUnderTest, path: str) -> str:
-    """The digest ``path`` names, asked for twice: a first request by tag reads only that tag's document,
-    the second loads the repository into the cache."""
-    first = digest_of(crane, path)
-    assert digest_of(crane, path) == first
-    return first
+def pulled_digest(crane: CraneUnderTest, path: str) -> str:
+    """The digest ``path`` names, asked for as a pull does: by tag (which reads only that tag's document),
+    then by that digest, which loads the repository whole into the cache."""
+    digest = digest_of(crane, path)
+    assert digest_of(crane, path.rpartition("/")[0] + "/" + digest) == digest
+    return digest
 
 
 def test_serving_one_manifest_of_two_thousand_repositories_loads_only_that_one(tmp_path: Path):
@@ -58,9 +59,12 @@ def test_serving_one_manifest_of_two_thousand_repositories_loads_only_that_one(t
     crane = CraneUnderTest(root)
     assert len(crane.tree.repositories) == 0          # opening the tree loads nothing
     assert crane.get(manifest_path(1234, 1)).status_code == 200
-    assert len(crane.tree.repositories) == 0          # a first request by tag reads that tag's document only
-    assert crane.get(manifest_path(1234, 0)).status_code == 200
-    assert list(crane.tree.repositories.items) == [repository_name(1234)]   # asked for again: loaded
+    assert len(crane.tree.repositories.items) == 0    # a first request by tag reads that tag's document only
+    assert crane.get(manifest_path(1234, 1)).status_code == 200
+    assert list(crane.tree.repositories.items) == [tag_key(repository_name(1234), tag_name(1234, 1))]
+    pulled_digest(crane, manifest_path(1234, 0))      # by digest: loaded whole
+    assert list(crane.tree.repositories.items) == [tag_key(repository_name(1234), tag_name(1234, 1)),
+                                                   repository_name(1234)]
 
 
 def test_the_cache_never_exceeds_its_budget_while_many_repositories_are_pulled(tmp_path: Path):
@@ -73,7 +77,7 @@ def test_the_cache_never_exceeds_its_budget_while_many_repositories_are_pulled(t
         for number in range(1, 60):
             if number % 10 == 0:
                 continue
-            assert crane.get(manifest_path(number, round_number)).status_code == 200
+            pulled_digest(crane, manifest_path(number, round_number))
             assert cache.bytes <= cache.max_bytes == 1024 * 1024
             assert cache.bytes == sum(repository.memory for repository in cache.items.values())
             held.add(len(cache))
@@ -84,20 +88,20 @@ def test_nothing_keeps_a_dropped_repository_alive_not_even_the_fast_paths_answer
     root = tmp_path / "published"
     write_published_tree(root, 60, 100, manifest_blobs=True)
     crane = CraneUnderTest(root, repository_cache_mib=1)
-    cached_digest(crane, manifest_path(1))
+    pulled_digest(crane, manifest_path(1))
     assert crane.head(manifest_path(1)).status_code == 200
     first = weakref.ref(crane.tree.repository(repository_name(1)))
     assert len(first().prepared) == 2                   # the fast path's answers, kept on the repository
     for number in range(2, 60):
         if number % 10:
-            cached_digest(crane, manifest_path(number))
+            pulled_digest(crane, manifest_path(number))
     assert repository_name(1) not in crane.tree.repositories.items
     assert first() is None
 
 
 def test_a_publish_is_served_after_the_poll_and_evicts_only_that_repository(tree: Path):
     crane = CraneUnderTest(tree)
-    old = cached_digest(crane, manifest_path(1))
+    old = pulled_digest(crane, manifest_path(1))
     for number in (2, 3):
         digest_of(crane, manifest_path(number))
     others = {number: crane.tree.repository(repository_name(number)) for number in (2, 3)}
@@ -123,10 +127,21 @@ def test_the_journal_names_the_version_even_where_current_still_looks_old(tree: 
     assert digest_of(crane, manifest_path(1)) == new
 
 
-def test_a_switch_without_its_journal_line_is_found_by_the_link_check(tree: Path):
+def tags_entry_digest(crane: CraneUnderTest, path: str) -> str:
+    """The digest ``path`` names, asked for twice by tag: held as that tag's entry, the repository not whole."""
+    digest = digest_of(crane, path)
+    assert digest_of(crane, path) == digest
+    assert key_name(next(reversed(crane.tree.repositories.items))) == path.split("/manifests/")[0][len("/v2/"):]
+    return digest
+
+
+@pytest.mark.parametrize("held", [pulled_digest, tags_entry_digest], ids=["whole", "tag's entry"])
+def test_a_switch_without_its_journal_line_is_found_by_the_link_check(tree: Path, held):
     """A publisher killed between its switch of ``current`` and its journal append."""
     crane = CraneUnderTest(tree)
-    old = cached_digest(crane, manifest_path(1))
+    old = held(crane, manifest_path(1))
+    held(crane, manifest_path(2))
+    unchanged = dict(crane.tree.repositories.items)
     document = repository_document(tree, 1, 3, salt="-killed", manifest_blobs=True)
     write_version(tree, document, NEW_VERSION)
     repo_dir = fmt.repository_dir(tree, document["name"])
@@ -135,6 +150,11 @@ def test_a_switch_without_its_journal_line_is_found_by_the_link_check(tree: Path
     assert digest_of(crane, manifest_path(1)) == old
     crane.tick()
     assert digest_of(crane, manifest_path(1)) == document["tags"][tag_name(1, 0)]
+    cache = crane.tree.repositories
+    assert {key: entry for key, entry in cache.items.items() if key_name(key) == repository_name(2)} == {
+        key: entry for key, entry in unchanged.items() if key_name(key) == repository_name(2)}   # still held
+    assert cache.bytes == sum(entry.memory for entry in [*cache.items.values(), *cache.stale.values()])
+    assert cache.tag_entries == sum(1 for key in cache.items if key != key_name(key))
 
 
 def test_a_removed_repository_answers_404_after_the_poll(publisher, crane):
@@ -151,8 +171,8 @@ def test_a_removed_repository_answers_404_after_the_poll(publisher, crane):
 
 def test_a_journal_segment_deleted_under_a_running_crane_drops_the_cache_and_serves_new_versions(tree: Path):
     crane = CraneUnderTest(tree)
-    cached_digest(crane, manifest_path(1))
-    cached_digest(crane, manifest_path(2))
+    pulled_digest(crane, manifest_path(1))
+    pulled_digest(crane, manifest_path(2))
     assert len(crane.tree.repositories) == 2
     segment, tree_id = read_head(tree)
     # The writers moved on to the next segment and the one this Crane was reading is deleted unread.
@@ -162,25 +182,40 @@ def test_a_journal_segment_deleted_under_a_running_crane_drops_the_cache_and_ser
     segment_path(tree, segment).unlink()
     crane.tick()
     assert digest_of(crane, manifest_path(1)) == new
-    assert list(crane.tree.repositories.items) == [repository_name(1)]   # everything else was forgotten
+    assert {key_name(key) for key in crane.tree.repositories.items} == {repository_name(1)}   # the rest forgotten
 
 
-def test_a_load_racing_with_a_publish_never_keeps_the_older_version(tree: Path):
-    crane = CraneUnderTest(tree)
+def publish_during_the_first_read(crane: CraneUnderTest, tree: Path) -> list[str]:
+    """Make the next document Crane parses race with a publish of repository 1, polled before it is cached;
+    the list gets the digest that publish gives its first tag."""
     parse = crane.tree._parse
-    new = []
+    new: list[str] = []
 
     def publish_while_reading(*args):
         loaded = parse(*args)
-        if not new:   # the first read: a publish lands and is polled before the load inserts what it read
+        if not new:
             new.append(republish(tree, 1, 3))
             crane.tree.refresh_on_miss()
         return loaded
 
     crane.tree._parse = publish_while_reading
-    crane.tree.repositories.first_sight(repository_name(1))   # asked for before: this request loads it
+    return new
+
+
+def test_a_load_racing_with_a_publish_never_keeps_the_older_version(tree: Path):
+    crane = CraneUnderTest(tree)
+    new = publish_during_the_first_read(crane, tree)
+    assert crane.tree.repository(repository_name(1)).version == NEW_VERSION   # read again: the new one
     assert digest_of(crane, manifest_path(1)) == new[0]
-    assert crane.tree.repository(repository_name(1)).version == NEW_VERSION
+
+
+def test_a_tags_entry_racing_with_a_publish_is_not_kept(tree: Path):
+    crane = CraneUnderTest(tree)
+    old = digest_of(crane, manifest_path(1))            # the tag's document, read once: its next read caches
+    new = publish_during_the_first_read(crane, tree)
+    assert digest_of(crane, manifest_path(1)) == old    # read before the publish landed: answered, not kept
+    assert crane.tree.repositories.items == {}
+    assert digest_of(crane, manifest_path(1)) == new[0]
 
 
 # --- the catalog, paged from the catalog files ---------------------------------------------------

@@ -1,4 +1,5 @@
-"""A first request by tag for a repository Crane has not loaded is answered from that tag's document alone.
+"""A request by tag for a repository Crane has not loaded is answered from that tag's document alone,
+kept as that tag's entry once asked for again.
 
 Tag documents (``versions/<v>/tags/<tag>``, docs/published-format.md) are an
 index of ``repository.json``: Crane uses one only when it fits (the repository,
@@ -16,6 +17,7 @@ from pulp_registry import oci
 from pulp_registry import published_format as fmt
 from pulp_registry.published_journal import Change, append_change, journal_lock
 from pulp_registry.published_tags import TAGS_DIR
+from crane.repository_cache import tag_key
 from tests.crane.conftest import CraneUnderTest, error_code
 from tests.crane.scale_tree import VERSION, repository_name, tag_name, write_published_tree
 from tests.crane.test_crane_repository_cache import NEW_VERSION, manifest_path, republish
@@ -33,22 +35,41 @@ def tag_file(root: Path, number: int, tag_number: int = 0, version: str = VERSIO
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_a_first_request_reads_only_the_tags_document_and_answers_as_the_loaded_repository_does(tree, method):
+def test_a_tag_is_answered_from_its_document_as_from_the_whole_repository_and_cached_when_asked_again(tree, method):
     crane = CraneUnderTest(tree)
     request = crane.get if method == "GET" else crane.head
+    name, tag = repository_name(7), tag_name(7, 2)
     first = request(manifest_path(7, 2))
     assert first.status_code == 200
-    assert len(crane.tree.repositories) == 0                      # nothing loaded, nothing kept
-    second = request(manifest_path(7, 2))                         # asked for again: loaded whole
-    assert list(crane.tree.repositories.items) == [repository_name(7)]
-    assert second.status_code == 200
-    assert dict(first.headers) == dict(second.headers)
-    assert first.data == second.data
+    assert len(crane.tree.repositories.items) == 0                # a tag asked for once: nothing kept
+    second = request(manifest_path(7, 2))
+    assert list(crane.tree.repositories.items) == [tag_key(name, tag)]   # asked for again: the tag's entry
+    assert crane.tree.repositories.tag_entries == 1 and len(crane.tree.repositories) == 0
+    assert crane.tree.repository(name).tags[tag] == listed_digest(tree, 7, 2)   # loaded whole (as by digest)
+    whole = request(manifest_path(7, 2))                          # answered from the whole repository
+    for response in (first, second, whole):
+        assert response.status_code == 200
+        assert dict(response.headers) == dict(whole.headers)
+        assert response.data == whole.data
     digest = listed_digest(tree, 7, 2)
     assert first.headers["Docker-Content-Digest"] == digest
     if method == "GET":
         assert first.data == fmt.blob_path(tree, digest).read_bytes()
         assert oci.compute_digest(first.data) == digest
+
+
+def test_a_publish_evicts_the_repositorys_tag_entries(tree):
+    crane = CraneUnderTest(tree)
+    for tag_number in (0, 1, 0, 1):
+        assert crane.get(manifest_path(8, tag_number)).status_code == 200
+    assert crane.tree.repositories.tag_entries == 2
+    new = republish(tree, 8, 3)
+    crane.tick()
+    assert crane.get(manifest_path(8)).headers["Docker-Content-Digest"] == new   # polls first
+    cache = crane.tree.repositories
+    assert {key: entry.version for key, entry in cache.items.items()} == {
+        tag_key(repository_name(8), tag_name(8, 0)): NEW_VERSION}             # the new version's entry only
+    assert cache.tag_entries == 1 and cache.bytes == cache.items[tag_key(repository_name(8), tag_name(8, 0))].memory
 
 
 def test_a_version_without_tag_documents_is_loaded_whole(tree):
@@ -112,18 +133,17 @@ def test_a_protected_repository_is_not_served_anonymously_from_a_tag_document(tr
     assert "WWW-Authenticate" in response.headers
 
 
-def test_a_scan_of_names_asked_for_once_does_not_push_a_hot_repository_out(tmp_path: Path):
+def test_a_scan_of_tags_asked_for_once_does_not_push_a_hot_repository_out(tmp_path: Path):
     root = tmp_path / "published"
     write_published_tree(root, 60, 100, manifest_blobs=True)     # ~55 KB of repository.json each
     crane = CraneUnderTest(root, repository_cache_mib=1)
-    for _ in range(2):
-        assert crane.get(manifest_path(1)).status_code == 200
-    hot = crane.tree.repositories.items[repository_name(1)]
+    hot = crane.tree.repository(repository_name(1))               # held whole, as a pull leaves it
     cold = [number for number in range(2, 60) if number % 10]
     for number in cold:
         assert crane.get(manifest_path(number)).status_code == 200
-    assert crane.tree.repositories.items.get(repository_name(1)) is hot
-    for number in cold:                                           # each asked for again: loaded, within budget
+    assert list(crane.tree.repositories.items) == [repository_name(1)]
+    for number in cold:                                           # each asked for again: its tag's entry
         assert crane.get(manifest_path(number)).status_code == 200
-    assert repository_name(1) not in crane.tree.repositories.items
+    assert crane.tree.repositories.items.get(repository_name(1)) is hot   # a few KiB each: all fit
+    assert crane.tree.repositories.tag_entries == len(cold)
     assert crane.tree.repositories.bytes <= 1024 * 1024

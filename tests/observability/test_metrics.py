@@ -129,7 +129,8 @@ def test_crane_counts_fast_and_flask_answers_by_route_template(crane_and_image):
     assert delta("crane_manifests_served_total", method="GET") == 4
     assert delta("crane_manifests_served_total", method="HEAD") == 1
     assert delta("crane_blobs_served_total") == 2
-    assert value(after, "crane_repositories_cached") == 1
+    assert value(after, "crane_repositories_cached") == 1   # held whole since the requests by digest
+    assert value(after, "crane_tags_cached") == 1           # 1.0, cached on its second request before that
     assert_no_raw_labels(after, crane.app, "crane_http", ["secret-team", "nope"])
 
 
