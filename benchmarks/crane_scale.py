@@ -9,8 +9,9 @@ point 6's figures: time from process start to the first 200 on ``/v2/`` and on
 a manifest GET, VmRSS of each gunicorn worker after ``--requests`` random
 manifest GETs, manifest GET req/s over ``--paths`` random tags of random
 repositories (the hot set) against the same on the 10-repository tree (the
-median of ``--rounds``, each after an uncounted second of the same load), and
-the delay from a publish to the first request that serves it. Not a test: run it by hand; see benchmarks/README.md.
+median of ``--rounds``, after ``--warm-up`` seconds whose rate is reported
+apart), and the delay from a publish to the first request that serves it.
+Not a test: run it by hand; see benchmarks/README.md.
 """
 from __future__ import annotations
 

@@ -61,9 +61,8 @@ class RepositoryCache:
         self.recent: OrderedDict[str, str] = OrderedDict()
         #: Name -> a version that could not be read while an older one is served instead.
         self.unreadable: dict[str, str] = {}
-        #: Name -> the keys of its tags' entries in ``items``; ``tag_entries`` counts them.
+        #: Name -> the keys of its tags' entries in ``items``.
         self.tagged: dict[str, set[str]] = {}
-        self.tag_entries = 0
         #: Keys missed once lately, by the slot of their hash (see ``first_sight``); changed without the lock.
         self.door = bytearray(DOOR_SLOTS)
         self.door_marks = 0
@@ -74,6 +73,11 @@ class RepositoryCache:
     def __len__(self) -> int:
         """Repositories held whole (``tag_entries`` counts the rest of ``items``)."""
         return len(self.items) - self.tag_entries
+
+    @property
+    def tag_entries(self) -> int:
+        """Tags' entries held, counted when asked (by metrics and tests): no counter to keep in step."""
+        return sum(map(len, list(self.tagged.values())))
 
     def get(self, name: str) -> PublishedRepository | None:
         """The cached repository (marked as just used), or None; no lock (see module doc)."""
@@ -124,7 +128,6 @@ class RepositoryCache:
                 self.bytes -= dropped.memory
         else:
             self.tagged.setdefault(name, set()).add(key)
-            self.tag_entries += 1
         self.items[key] = repository
         self.bytes += repository.memory
         self._trim()
@@ -137,7 +140,6 @@ class RepositoryCache:
             entry = self.items.pop(key, None)
             if entry is not None:
                 self.bytes -= entry.memory
-                self.tag_entries -= 1
         repository = self.items.pop(name, None)
         self.unreadable.pop(name, None)
         if repository is None:
@@ -171,7 +173,6 @@ class RepositoryCache:
         self.recent.clear()
         self.unreadable.clear()
         self.tagged.clear()
-        self.tag_entries = 0
         self.bytes = 0
         self.epoch += 1
 
@@ -185,7 +186,6 @@ class RepositoryCache:
         if key == name:
             self.unreadable.pop(name, None)
             return
-        self.tag_entries -= 1
         keys = self.tagged.get(name)
         if keys is not None:
             keys.discard(key)
